@@ -1,0 +1,97 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: drill_target
+short_description: Check that a cluster is reachable and a namespace may be used for drills
+version_added: 0.1.0
+description:
+  - Fails, changing nothing, when the cluster cannot be reached (naming the kubeconfig and context
+    tried), when the namespace is C(default), C(kube-system), C(kube-public) or C(kube-node-lease),
+    or when it has not opted in with the label C(opsdrill.io/drill-target=true).
+author: opsdrill maintainers
+options:
+  namespace:
+    description: Namespace the drill or setup will use.
+    type: str
+    required: true
+  allow_missing:
+    description: A missing namespace is fine (the caller creates it, labelled, or is removing it).
+    type: bool
+    default: false
+  kubeconfig:
+    description: Path to a kubeconfig; default as kubectl (or in-cluster credentials under AWX in a pod).
+    type: path
+  context:
+    description: Kubeconfig context; default its current-context.
+    type: str
+requirements:
+  - kubernetes (Python client)
+"""
+
+EXAMPLES = r"""
+- name: Refuse anything but an opted-in namespace
+  opsdrill.drills.drill_target:
+    namespace: seo-tool
+"""
+
+RETURN = r"""
+exists:
+  description: Whether the namespace exists.
+  returned: success
+  type: bool
+opted_in:
+  description: Whether it carries the opt-in label.
+  returned: success
+  type: bool
+server_version:
+  description: The API server's version.
+  returned: success
+  type: str
+  sample: v1.34.4
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
+from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "namespace": {"type": "str", "required": True},
+            "allow_missing": {"type": "bool", "default": False},
+            "kubeconfig": {"type": "path"},
+            "context": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    if not kube_client.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kube_client.KUBERNETES_IMPORT_ERROR))
+    params = module.params
+    try:
+        api = kube_client.new_api_client(params["kubeconfig"], params["context"])
+        version = kube_client.check_reachable(api, params["kubeconfig"], params["context"])
+    except kube_client.ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
+    labels, exists = {}, True
+    try:
+        namespace = kube_client.k8s_client.CoreV1Api(api).read_namespace(params["namespace"])
+        labels = namespace.metadata.labels or {}
+    except kube_client.ApiException as exc:
+        if exc.status != 404:
+            module.fail_json(msg=f"cannot read namespace {params['namespace']!r}: {exc.status} {exc.reason}")
+        exists = False
+    refusal = namespace_refusal(params["namespace"], exists, labels, params["allow_missing"])
+    if refusal:
+        module.fail_json(msg=refusal, exists=exists, opted_in=False)
+    module.exit_json(changed=False, exists=exists, opted_in=labels.get(OPT_IN_LABEL) == "true", server_version=version)
+
+
+if __name__ == "__main__":
+    main()

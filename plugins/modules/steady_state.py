@@ -1,0 +1,157 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: steady_state
+short_description: Report whether a drill namespace is in its steady state
+version_added: 0.1.0
+description:
+  - Reads every Deployment in the namespace (optionally by label selector), calls each service's
+    health endpoint through the API server's service proxy, and reads Prometheus' alerts.
+  - Never changes anything. It reports; the caller decides (e.g. C(until: result.healthy)).
+author: opsdrill maintainers
+options:
+  namespace:
+    description: Namespace to judge.
+    type: str
+    required: true
+  label_selector:
+    description: Only Deployments matching this selector count.
+    type: str
+    default: app.kubernetes.io/part-of=opsdrill-seo-tool
+  health_services:
+    description: Services whose C(/health) must answer 200, as C(name) or C(name:port) (port default 80).
+    type: list
+    elements: str
+    default: []
+  prometheus:
+    description:
+      - Where Prometheus answers. C(service:port) in O(namespace) goes through the API server's
+        service proxy; a C(http://) or C(https://) URL is called directly (monitoring_mode external).
+      - Empty skips the alert check.
+    type: str
+    default: ""
+  alert_names:
+    description: Alerts that must not be firing for a steady state.
+    type: list
+    elements: str
+    default: [ServiceDown, HighErrorRate]
+  kubeconfig:
+    description: Path to a kubeconfig.
+    type: path
+  context:
+    description: Kubeconfig context.
+    type: str
+requirements:
+  - kubernetes (Python client)
+"""
+
+EXAMPLES = r"""
+- name: Wait for the steady state
+  opsdrill.drills.steady_state:
+    namespace: seo-tool
+    health_services: [api-gateway, backend-api]
+    prometheus: prometheus:9090
+  register: steady
+  until: steady.healthy
+  retries: 60
+  delay: 5
+"""
+
+RETURN = r"""
+healthy:
+  description: Every Deployment available, every health check 200, no listed alert firing.
+  returned: always
+  type: bool
+problems:
+  description: One line per reason it is not healthy.
+  returned: always
+  type: list
+  elements: str
+alerts_firing:
+  description: Listed alerts that are firing.
+  returned: always
+  type: list
+  elements: str
+alerts_pending:
+  description: Listed alerts that are pending.
+  returned: always
+  type: list
+  elements: str
+pods_ready:
+  description: Ready pods and all pods of the selected workloads, as "ready/total".
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
+from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "namespace": {"type": "str", "required": True},
+            "label_selector": {"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
+            "health_services": {"type": "list", "elements": "str", "default": []},
+            "prometheus": {"type": "str", "default": ""},
+            "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
+            "kubeconfig": {"type": "path"},
+            "context": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    if not kube_client.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kube_client.KUBERNETES_IMPORT_ERROR))
+    params = module.params
+    namespace = params["namespace"]
+    try:
+        api = kube_client.new_api_client(params["kubeconfig"], params["context"])
+        apps = kube_client.k8s_client.AppsV1Api(api)
+        core = kube_client.k8s_client.CoreV1Api(api)
+        deployments = api.sanitize_for_serialization(
+            apps.list_namespaced_deployment(namespace, label_selector=params["label_selector"], _request_timeout=10).items)
+        pods = core.list_namespaced_pod(namespace, label_selector=params["label_selector"], _request_timeout=10).items
+    except kube_client.ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:
+        module.exit_json(changed=False, healthy=False, problems=[f"API error: {exc}"], alerts_firing=[], alerts_pending=[], pods_ready="?")
+
+    problems = steady_state.deployment_problems(deployments)
+    if not deployments:
+        problems.append(f"no Deployments match {params['label_selector']} in namespace {namespace}")
+    ready = sum(1 for pod in pods if any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])))
+
+    results = []
+    for item in params["health_services"]:
+        service, _, port = item.partition(":")
+        status, body = kube_client.raw_get(api, kube_client.service_proxy_path(namespace, service, port or "80", "/health"))
+        results.append({"name": service, "status": status, "body": body})
+    problems += steady_state.health_problems(results)
+
+    firing, pending = [], []
+    if params["prometheus"]:
+        try:
+            status, body = prometheus_get(api, namespace, params["prometheus"], "/api/v1/alerts")
+            if status != 200:
+                problems.append(f"Prometheus alerts API answered {status}")
+            else:
+                firing = steady_state.firing_alerts(body, params["alert_names"])
+                pending = steady_state.pending_alerts(body, params["alert_names"])
+                problems += [f"alert {name} is firing" for name in firing]
+        except Exception as exc:
+            problems.append(f"Prometheus unreachable at {params['prometheus']}: {exc}")
+
+    module.exit_json(changed=False, healthy=not problems, problems=problems, alerts_firing=firing,
+                     alerts_pending=pending, pods_ready=f"{ready}/{len(pods)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Small openssl CA for the lab: server, client and service-account keys, and one
+# kubeconfig per identity (certificates embedded, so a trainee can copy theirs).
+#
+# usage: make_pki.sh LAB_DIR NODE_NAME NODE_IP KUBERNETES_SVC_IP TRAINEE_GROUP [TRAINEE...]
+#
+# Idempotent: existing keys and certificates are kept, so re-running changes nothing.
+# Prints "changed" when it created anything.
+set -euo pipefail
+
+lab=$1 node_name=$2 node_ip=$3 svc_ip=$4 trainee_group=$5
+shift 5
+pki="$lab/pki" kcfg="$lab/kubeconfigs"
+server="https://$node_ip:6443"
+mkdir -p "$pki" "$kcfg"
+chmod 0700 "$pki"
+changed=0
+days=3650
+
+if [[ ! -f "$pki/ca.crt" ]]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -sha256 \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" -subj "/CN=opsdrill-lab-ca" 2>/dev/null
+  changed=1
+fi
+if [[ ! -f "$pki/sa.key" ]]; then
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+  changed=1
+fi
+
+# issue NAME SUBJECT EXT_USAGE [SAN]
+issue() {
+  local name=$1 subject=$2 usage=$3 san=${4:-}
+  [[ -f "$pki/$name.crt" ]] && return 0
+  local ext
+  ext=$(mktemp)
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=$usage"
+    [[ -n "$san" ]] && echo "subjectAltName=$san"
+  } > "$ext"
+  openssl req -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -out "$pki/$name.csr" -subj "$subject" 2>/dev/null
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days "$days" -sha256 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
+  rm -f "$ext" "$pki/$name.csr"
+  chmod 0600 "$pki/$name.key"
+  changed=1
+}
+
+# kubeconfig NAME USER CERT_NAME
+kubeconfig() {
+  local name=$1 user=$2 cert=$3 file="$kcfg/$1.kubeconfig"
+  [[ -f "$file" ]] && return 0
+  umask 077
+  cat > "$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: opsdrill-lab
+    cluster:
+      server: $server
+      certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+  - name: $user
+    user:
+      client-certificate-data: $(base64 -w0 "$pki/$cert.crt")
+      client-key-data: $(base64 -w0 "$pki/$cert.key")
+contexts:
+  - name: $user@opsdrill-lab
+    context:
+      cluster: opsdrill-lab
+      user: $user
+current-context: $user@opsdrill-lab
+EOF
+  umask 022
+  changed=1
+}
+
+issue apiserver "/CN=kube-apiserver" serverAuth \
+  "IP:$node_ip,IP:$svc_ip,IP:127.0.0.1,DNS:localhost,DNS:$node_name,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
+issue kubelet "/O=system:nodes/CN=system:node:$node_name" "serverAuth,clientAuth" "IP:$node_ip,DNS:$node_name"
+issue admin "/O=system:masters/CN=opsdrill-admin" clientAuth
+issue kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
+issue kube-scheduler "/CN=system:kube-scheduler" clientAuth
+issue kube-proxy "/CN=system:kube-proxy" clientAuth
+issue coredns "/CN=opsdrill:coredns" clientAuth
+
+kubeconfig admin opsdrill-admin admin
+kubeconfig kubelet "system:node:$node_name" kubelet
+kubeconfig kube-controller-manager system:kube-controller-manager kube-controller-manager
+kubeconfig kube-scheduler system:kube-scheduler kube-scheduler
+kubeconfig kube-proxy system:kube-proxy kube-proxy
+kubeconfig coredns opsdrill:coredns coredns
+
+mkdir -p "$kcfg/trainees"
+for trainee in "$@"; do
+  issue "trainee-$trainee" "/O=$trainee_group/CN=$trainee" clientAuth
+  kubeconfig "trainees/$trainee" "$trainee" "trainee-$trainee"
+done
+
+[[ $changed -eq 1 ]] && echo changed || echo unchanged
