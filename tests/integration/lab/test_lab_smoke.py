@@ -1,0 +1,130 @@
+"""The lab is a real Kubernetes: DNS through CoreDNS, kernel OOM kills, config errors, audit."""
+import json
+import time
+
+import pytest
+
+from kubectl import Kube
+
+pytestmark = pytest.mark.lab
+
+
+def _pod(name, namespace, image, command, memory_limit="64Mi", env=None, restart="Never"):
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": name, "image": image, "imagePullPolicy": "Never", "command": command,
+                "env": env or [],
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"},
+                              "limits": {"cpu": "500m", "memory": memory_limit}},
+            }],
+        },
+    }
+
+
+def _container_state(kube, namespace, pod):
+    obj = kube.json("get", "pod", pod, "-n", namespace)
+    statuses = obj.get("status", {}).get("containerStatuses") or []
+    return statuses[0] if statuses else {}
+
+
+def test_node_is_ready(admin, lab):
+    node = admin.json("get", "nodes")["items"]
+    assert len(node) == 1
+    conditions = {c["type"]: c["status"] for c in node[0]["status"]["conditions"]}
+    assert conditions["Ready"] == "True"
+    assert node[0]["status"]["nodeInfo"]["kubeletVersion"].startswith("v1.34.")
+    addresses = {a["type"]: a["address"] for a in node[0]["status"]["addresses"]}
+    assert addresses["InternalIP"].startswith("198.1")
+
+
+def test_pod_reaches_a_service_by_dns_name(admin, lab, scratch_namespace):
+    image = lab["images"]["python"]
+    server = _pod("echo", scratch_namespace, image,
+                  ["python3", "-c", "import http.server as h\n"
+                   "class E(h.BaseHTTPRequestHandler):\n"
+                   "  def do_GET(self):\n"
+                   "    self.send_response(200); self.end_headers(); self.wfile.write(b'pong-from-echo')\n"
+                   "h.ThreadingHTTPServer(('', 8080), E).serve_forever()"], restart="Always")
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo", "namespace": scratch_namespace},
+               "spec": {"selector": {"app": "echo"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    admin.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [server, service]}))
+    admin.run("wait", "--for=condition=Ready", "pod/echo", "-n", scratch_namespace, "--timeout=90s")
+    fqdn = f"echo.{scratch_namespace}.svc.cluster.local"
+    client = _pod("client", scratch_namespace, image,
+                  ["python3", "-c", "import socket, urllib.request, time\n"
+                   f"print('resolved', socket.gethostbyname('{fqdn}'))\n"
+                   # kube-proxy programs the Service a moment after the pod is Ready.
+                   "for attempt in range(30):\n"
+                   "  try:\n"
+                   f"    print(urllib.request.urlopen('http://{fqdn}/', timeout=5).read().decode()); break\n"
+                   "  except OSError as exc:\n"
+                   "    print('retry', exc); time.sleep(0.5)\n"])
+    admin.apply(json.dumps(client))
+    state = admin.wait_for("client pod to finish", lambda: _container_state(admin, scratch_namespace, "client")
+                           .get("state", {}).get("terminated"), timeout=90)
+    logs = admin.run("logs", "client", "-n", scratch_namespace).stdout
+    assert state["exitCode"] == 0, logs
+    assert "pong-from-echo" in logs
+    service_ip = admin.json("get", "service", "echo", "-n", scratch_namespace)["spec"]["clusterIP"]
+    assert f"resolved {service_ip}" in logs
+
+
+def test_memory_limit_gives_a_kernel_oom_kill(admin, lab, scratch_namespace):
+    # 100 MB written byte by byte (not a lazy zero page) into a 32Mi cgroup.
+    pod = _pod("hog", scratch_namespace, lab["images"]["python"],
+               ["python3", "-c", "data = b'x' * (100 * 1024 * 1024); print(len(data))"], memory_limit="32Mi")
+    admin.apply(json.dumps(pod))
+    state = admin.wait_for("hog to terminate", lambda: _container_state(admin, scratch_namespace, "hog")
+                           .get("state", {}).get("terminated"), timeout=90)
+    assert state["reason"] == "OOMKilled"
+    assert state["exitCode"] == 137
+
+
+def test_missing_secret_key_gives_create_container_config_error(admin, lab, scratch_namespace):
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": scratch_namespace},
+              "stringData": {"user": "seo"}}
+    pod = _pod("needs-secret", scratch_namespace, lab["images"]["python"], ["python3", "-c", "print('never')"],
+               env=[{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}])
+    admin.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [secret, pod]}))
+
+    def settled_waiting():
+        waiting = _container_state(admin, scratch_namespace, "needs-secret").get("state", {}).get("waiting") or {}
+        return waiting if waiting.get("reason") not in (None, "ContainerCreating") else None
+
+    waiting = admin.wait_for("needs-secret to wait on its config", settled_waiting, timeout=60)
+    assert waiting["reason"] == "CreateContainerConfigError"
+    assert "password" in waiting.get("message", "")
+
+
+def test_trainee_actions_reach_the_audit_log(admin, lab, scratch_namespace):
+    trainee, kubeconfig = next(iter(lab["trainee_kubeconfigs"].items()))
+    marker_started = time.time()
+    trainee_kube = Kube(lab["kubectl"], kubeconfig)
+    # Trainees view everywhere but cannot edit outside drill namespaces bound to them.
+    trainee_kube.run("get", "pods", "-n", scratch_namespace)
+    denied = trainee_kube.run("delete", "namespace", scratch_namespace, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+
+    def find_event():
+        with open(lab["audit_log"], encoding="utf-8") as handle:
+            for line in handle:
+                event = json.loads(line)
+                ref = event.get("objectRef", {})
+                if (event["user"]["username"] == trainee and event["verb"] == "list"
+                        and ref.get("resource") == "pods" and ref.get("namespace") == scratch_namespace
+                        and event["stage"] == "ResponseComplete"):
+                    return event
+        return None
+
+    event = admin.wait_for("the trainee's list pods in the audit log", find_event, timeout=20)
+    assert event["responseStatus"]["code"] == 200
+    assert "opsdrill:trainees" in event["user"]["groups"]
+    # Audit timestamps are the cluster's own clock; the event happened during this test.
+    from datetime import datetime
+    stamp = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
+    assert marker_started - 5 <= stamp <= time.time() + 5
