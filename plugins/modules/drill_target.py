@@ -13,7 +13,7 @@ description:
   - Fails, changing nothing, when the cluster cannot be reached (naming the kubeconfig and context
     tried), when the namespace is C(default), C(kube-system), C(kube-public) or C(kube-node-lease),
     or when it has not opted in with the label C(opsdrill.io/drill-target=true).
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Namespace the drill or setup will use.

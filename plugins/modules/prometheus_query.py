@@ -10,10 +10,10 @@ module: prometheus_query
 short_description: Read from a drill namespace's Prometheus HTTP API
 version_added: 0.1.0
 description:
-  - GETs a Prometheus API path through the Kubernetes API server's service proxy (so it works
-    wherever kubectl works), or directly at a URL for an existing Prometheus.
+  - GETs a Prometheus API path through the Kubernetes API server's service proxy, so it works
+    wherever kubectl works, or directly at a URL for an existing Prometheus.
   - Read-only; never changes anything.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Namespace of the Prometheus Service (service proxy mode).
@@ -28,7 +28,7 @@ options:
     type: str
     default: /api/v1/alerts
   query:
-    description: Query parameters, e.g. C({query: up}).
+    description: Query parameters, for example C(query=up) as a dict.
     type: dict
     default: {}
   kubeconfig:

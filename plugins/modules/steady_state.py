@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - Reads every Deployment in the namespace (optionally by label selector), calls each service's
     health endpoint through the API server's service proxy, and reads Prometheus' alerts.
-  - Never changes anything. It reports; the caller decides (e.g. C(until: result.healthy)).
-author: opsdrill maintainers
+  - Never changes anything. It reports; the caller decides, for example with C(until) on RV(healthy).
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Namespace to judge.

@@ -12,9 +12,14 @@
 # Results, in OUT_DIR/<key>/ with OUT_DIR/current -> <key>:
 #   <name>.oci.tar  one OCI image layout archive per image
 #   images.tsv      one line per image: NAME<TAB>REF<TAB>ARCHIVE (absolute path)
-#   images.json     {"key", "images": [{"name", "ref", "archive", "manifest_digest",
-#                    "archive_bytes", "package_version"}], "base_layer": {...}}
-#   .complete       the key; when present a run is a cache hit and returns at once
+#   images.json     {"key", "base_layer": {"digest", "size", "diff_id", "uncompressed_size"},
+#                    "images": [{"name", "ref", "archive", "archive_bytes", "manifest_digest",
+#                    "layer_digest", "layer_bytes", "package_version"}]}
+#   .complete       the key; when present (and the archives too) a run is a
+#                   cache hit and returns at once
+# Older key directories are removed after a successful build. OUT_DIR/work/
+# keeps what later builds reuse: the base rootfs and layer
+# (base-<suite>-r<revision>-<mirror hash>/) and apt's lists and .deb cache (apt/).
 #
 # Images: pause (static, no base), and python, postgres, redis, prometheus and
 # alertmanager, each one delta layer over one shared debootstrap --variant=minbase
@@ -41,9 +46,18 @@ mirror=${OPSDRILL_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${OPSDRILL_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 # Bump when the base recipe (build_base/configure_base) changes; the base
 # rootfs and its layer are cached separately from the images under this key.
-base_revision=1
+base_revision=2
 all_images=(pause python postgres redis prometheus alertmanager)
 chroot_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# cache_hit OUT KEY: OUT/.complete names KEY and every archive it lists exists
+cache_hit() {
+  local name ref archive
+  [[ -f "$1/.complete" && $(<"$1/.complete") == "$2" && -f "$1/images.tsv" ]] || return 1
+  while IFS=$'\t' read -r name ref archive; do
+    [[ -s $archive ]] || return 1
+  done <"$1/images.tsv"
+}
 
 log() { printf '%s opsdrill-images: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { printf '%s opsdrill-images: ERROR: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; exit 1; }
@@ -165,6 +179,7 @@ ns_delta() {
       -o "lowerdir=$lower,upperdir=$upper,workdir=$work,redirect_dir=off,metacopy=off,index=off"
   fi
   ns_prepare_root "$root"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial"
   ns_mount "$root/var/lib/apt/lists" --bind "$apt_dir/lists"
   ns_mount "$root/var/cache/apt/archives" --bind "$apt_dir/archives"
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
@@ -198,9 +213,9 @@ ns_delta() {
   fi
 }
 
-if [[ ${1:-} == --ns ]]; then
-  action=$2
-  shift 2
+ns_main() {
+  local action=$1 d
+  shift
   case $action in
     debootstrap) ns_debootstrap "$@" ;;
     configure-base) ns_configure_base "$@" ;;
@@ -216,12 +231,14 @@ if [[ ${1:-} == --ns ]]; then
       ;;
     *) die "unknown namespace action $action" ;;
   esac
-  exit 0
-fi
+}
 
 # ---------------------------------------------------------------------------
-# Main
+# Main. Everything runs from functions and the script's last line calls them,
+# so bash has parsed the whole file before doing anything: editing or
+# replacing this file while a build runs cannot derail that build.
 
+main() {
 [[ $(id -u) == 0 ]] || die "must run as root (debootstrap, chroot, mounts)"
 out_root=${1:-${OPSDRILL_IMAGES_DIR:-$HOME/.cache/opsdrill/lab/images}}
 version=${2:-v1}
@@ -237,9 +254,9 @@ inputs_hash=$(
 )
 key="$version-$inputs_hash"
 out="$out_root/$key"
-selected=(${OPSDRILL_IMAGES:-${all_images[*]}})
+read -r -a selected <<<"${OPSDRILL_IMAGES:-${all_images[*]}}"
 
-if [[ -f "$out/.complete" && $(cat "$out/.complete") == "$key" ]]; then
+if cache_hit "$out" "$key"; then
   log "images cached in $out"
   ln -sfn "$key" "$out_root/current"
   exit 0
@@ -247,7 +264,7 @@ fi
 
 exec 9>"$out_root/.lock"
 flock 9
-if [[ -f "$out/.complete" ]]; then # another run finished while we waited
+if cache_hit "$out" "$key"; then # another run finished while we waited
   log "images cached in $out"
   exit 0
 fi
@@ -260,6 +277,7 @@ command -v unshare >/dev/null || need+=(util-linux)
 command -v python3 >/dev/null || need+=(python3-minimal)
 if ((${#need[@]})); then
   log "installing host packages: ${need[*]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -q || true
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}"
 fi
 
@@ -338,6 +356,7 @@ build_base() {
   find "$rootfs/tmp" "$rootfs/var/tmp" "$rootfs/dev" -mindepth 1 -delete
   rm -f "$rootfs/etc/hostname"
   : >"$rootfs/etc/resolv.conf"
+  chmod 0644 "$rootfs/etc/resolv.conf"
   printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$rootfs/etc/hosts"
   log "packing base layer"
   pack layer "$rootfs" --blobs "$base.tmp/blobs" --json-out "$base.tmp/layer.json" >/dev/null
@@ -349,7 +368,8 @@ build_base() {
 
 # ---- deltas -----------------------------------------------------------------
 build_delta() {
-  local name=$1 d="$build/delta-$name"
+  local name=$1
+  local d="$build/delta-$name"
   rm -rf "$d" && mkdir -p "$d/upper" "$d/work" "$d/root"
   if [[ $delta_mode == copy ]]; then
     cp -a "$base/rootfs/." "$d/root/"
@@ -462,3 +482,7 @@ else
   log "subset build (OPSDRILL_IMAGES): not marking $out complete"
 fi
 log "built ${#selected[@]} images in $((SECONDS - start))s; manifest $out/images.json"
+}
+
+# one line, so bash has read it all before main runs
+if [[ ${1:-} == --ns ]]; then ns_main "${@:2}"; else main "$@"; fi; exit $?

@@ -127,17 +127,17 @@ process_sql() {
 	if [ -n "${POSTGRES_DB:-}" ]; then
 		args+=(--dbname "$POSTGRES_DB")
 	fi
-	PGHOST= PGHOSTADDR= psql "${args[@]}" "$@"
+	PGHOST='' PGHOSTADDR='' psql "${args[@]}" "$@"
 }
 
 setup_db() {
-	local exists
-	exists=$(POSTGRES_DB=postgres process_sql --dbname postgres --set db="$POSTGRES_DB" --tuples-only <<-'EOSQL'
+	local exists db=$POSTGRES_DB
+	exists=$(POSTGRES_DB=postgres process_sql --set db="$db" --tuples-only <<-'EOSQL'
 		SELECT 1 FROM pg_database WHERE datname = :'db' ;
 	EOSQL
 	)
 	if [ -z "$exists" ]; then
-		POSTGRES_DB=postgres process_sql --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
+		POSTGRES_DB=postgres process_sql --set db="$db" <<-'EOSQL'
 			CREATE DATABASE :"db" ;
 		EOSQL
 		log

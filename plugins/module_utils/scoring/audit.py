@@ -1,0 +1,530 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, opsdrill contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Kubernetes audit log evidence (audit.k8s.io/v1 Event, one JSON object a line).
+
+Only ``stage: ResponseComplete`` events of trainee users are kept. Each is
+classified into an *action* named after the seed scenarios' steps and the
+fault catalog's vocabulary (docs/contracts.md section 4):
+
+========================  ===================================================
+action                    audit event
+========================  ===================================================
+list_pods                 list pods (core)              "check service status"
+get_pod                   get pods/<name>               (kubectl get/describe pod)
+check_dependencies        list pods with a dependent-tier label selector
+check_endpoints           get/list services, endpoints, endpointslices
+get_events                list/get events               "view recent events"
+logs                      get pods/log (``previous=true`` = ``--previous``)
+view_metrics              metrics.k8s.io or a services/pods proxy to /metrics
+test_endpoint             a services/pods proxy to any other path
+port_forward              pods/portforward
+inspect_deployment        get/list deployments
+inspect_revisions         get/list replicasets or controllerrevisions
+inspect_config            get/list configmaps or secrets
+rollout_restart           patch of deployments setting the pod template
+                          annotation kubectl.kubernetes.io/restartedAt
+rollout_undo              patch of deployments replacing /spec/template
+                          (kubectl rollout undo's JSON patch), or at Metadata
+                          level a patch right after listing replicasets
+scale                     deployments/scale (or a patch of only spec.replicas)
+edit_deployment           other create/update/patch of deployments
+edit_configmap            create/update/patch of configmaps
+edit_secret               create/update/patch of secrets
+edit_service              create/update/patch of services
+delete_pod                delete pods
+cache_flush               pods/exec running redis-cli FLUSHDB/FLUSHALL (also ``exec``)
+exec                      any other pods/exec
+========================  ===================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from urllib.parse import urlsplit, parse_qs, unquote
+
+from .errors import ScoringInputError
+from .evidence import EvidenceItem, EvidenceSource
+from .timeutil import parse_ts
+
+DEFAULT_TRAINEE_GROUPS = ('opsdrill:trainees',)
+
+# Label selector terms that mean "looking at a dependent or upstream tier".
+DEFAULT_DEPENDENCY_SELECTORS = (
+    'tier=frontend', 'tier=worker', 'tier=data', 'tier=external',
+    'app=frontend', 'app=worker', 'app=postgres', 'app=redis', 'app=rank-api',
+)
+
+CATEGORIES = {
+    'list_pods': 'status', 'get_pod': 'status',
+    'check_dependencies': 'dependencies', 'check_endpoints': 'dependencies',
+    'get_events': 'events',
+    'logs': 'logs',
+    'view_metrics': 'metrics',
+    'test_endpoint': 'endpoints', 'port_forward': 'endpoints',
+    'inspect_deployment': 'changes', 'inspect_revisions': 'changes', 'inspect_config': 'changes',
+    'rollout_restart': 'recovery', 'rollout_undo': 'recovery', 'scale': 'recovery',
+    'delete_pod': 'recovery', 'delete_deployment': 'recovery',
+    'edit_deployment': 'config', 'edit_configmap': 'config', 'edit_secret': 'config',
+    'edit_service': 'config',
+    'cache_flush': 'exec', 'exec': 'exec',
+    'inspect_other': 'other', 'change_other': 'other',
+}
+
+MUTATING_VERBS = frozenset(('create', 'update', 'patch', 'delete', 'deletecollection'))
+RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt'
+_FLUSH = re.compile(r'redis-cli\b.*\bflush(db|all)\b', re.IGNORECASE | re.DOTALL)
+# Pods made by a Deployment: <deployment>-<replicaset hash>-<5 chars>
+_POD_OF_DEPLOYMENT = re.compile(r'^(?P<workload>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$')
+# Seconds within which kubectl's preparatory reads belong to the same command.
+_SAME_COMMAND_S = 3.0
+
+
+def workload_of_pod(name):
+    """``backend-api-5d8f7c9b8-xk2lp`` -> ``backend-api``."""
+    if not name:
+        return None
+    match = _POD_OF_DEPLOYMENT.match(name)
+    return match.group('workload') if match else name
+
+
+def parse_selector(text):
+    """Label selector -> set of (key, value) for ``=``, ``==`` and ``in`` terms."""
+    pairs = set()
+    if not text:
+        return pairs
+    for key, values in re.findall(r'([\w./-]+)\s+in\s*\(([^)]*)\)', text):
+        for value in values.split(','):
+            if value.strip():
+                pairs.add((key.strip(), value.strip()))
+    stripped = re.sub(r'[\w./-]+\s+(not)?in\s*\([^)]*\)', '', text)
+    for term in stripped.split(','):
+        term = term.strip()
+        if '!=' in term:
+            continue
+        if '==' in term:
+            key, value = term.split('==', 1)
+        elif '=' in term:
+            key, value = term.split('=', 1)
+        else:
+            continue
+        pairs.add((key.strip(), value.strip()))
+    return pairs
+
+
+def _leaf_paths(obj, prefix=''):
+    """Paths changed by a merge patch; containers are named by their name."""
+    paths = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key.startswith('$'):
+                continue
+            sub = '%s.%s' % (prefix, key) if prefix else key
+            if isinstance(value, (dict, list)) and value:
+                paths.extend(_leaf_paths(value, sub))
+            else:
+                paths.append(sub)
+    elif isinstance(obj, list):
+        for index, value in enumerate(obj):
+            tag = value.get('name') if isinstance(value, dict) and isinstance(value.get('name'), str) else index
+            sub = '%s[%s]' % (prefix, tag)
+            if isinstance(value, dict):
+                rest = dict((k, v) for k, v in value.items() if k != 'name')
+                paths.extend(_leaf_paths(rest, sub) if rest else [sub])
+            else:
+                paths.append(sub)
+    return paths
+
+
+def _get(obj, *keys):
+    for key in keys:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+class AuditLogSource(EvidenceSource):
+    """Evidence from a Kubernetes audit log.
+
+    Give ``path`` (a file) or ``text`` (e.g. the output of
+    ``audit_log_command``). ``trainees`` are usernames, ``trainee_groups``
+    groups whose members count as trainees. ``namespaces`` limits namespaced
+    actions to the drill's namespaces (cluster-wide lists still count).
+    """
+
+    name = 'audit'
+
+    def __init__(self, path=None, text=None, label=None, trainees=(),
+                 trainee_groups=DEFAULT_TRAINEE_GROUPS, namespaces=None,
+                 dependency_selectors=DEFAULT_DEPENDENCY_SELECTORS):
+        self.path = path
+        self._text = text
+        self._label = label or path or '<audit log>'
+        self.trainees = frozenset(t for t in (trainees or ()) if t)
+        self.trainee_groups = frozenset(g for g in (trainee_groups or ()) if g)
+        self.namespaces = frozenset(n for n in (namespaces or ()) if n) or None
+        self.dependency_selectors = set()
+        for term in dependency_selectors or ():
+            self.dependency_selectors |= parse_selector(term)
+        self._items = None
+        self.stats = {'lines': 0, 'response_complete': 0, 'trainee_events': 0,
+                      'other_namespace': 0, 'ignored': 0, 'truncated_last_line': False}
+
+    @property
+    def available(self):
+        if self._text is not None:
+            return True
+        return bool(self.path) and os.path.isfile(self.path)
+
+    @property
+    def label(self):
+        return self._label
+
+    @property
+    def note(self):
+        if not self.available:
+            if self.path:
+                return 'audit log %s not found' % self.path
+            return 'no audit log given'
+        if self._items is None:
+            return None
+        note = ('%(lines)d lines, %(response_complete)d ResponseComplete, '
+                '%(trainee_events)d by trainees' % self.stats)
+        if self.stats['other_namespace']:
+            note += ', %d outside the drill namespaces' % self.stats['other_namespace']
+        if self.stats['truncated_last_line']:
+            note += ', last line incomplete (log still being written) and skipped'
+        return note
+
+    def is_trainee(self, user):
+        if not isinstance(user, dict):
+            return False
+        username = user.get('username')
+        if username in self.trainees:
+            return True
+        groups = user.get('groups') or ()
+        if isinstance(groups, list) and self.trainee_groups.intersection(g for g in groups if isinstance(g, str)):
+            return not (isinstance(username, str) and username.startswith('system:serviceaccount:')
+                        and username not in self.trainees)
+        return False
+
+    # Reading ----------------------------------------------------------------
+    def _lines(self):
+        if self._text is not None:
+            text = self._text
+        else:
+            with open(self.path, 'r', encoding='utf-8', errors='replace') as handle:
+                text = handle.read()
+        lines = text.split('\n')
+        incomplete_tail = bool(lines) and lines[-1].strip() != ''
+        return lines, incomplete_tail
+
+    def collect(self):
+        if self._items is None:
+            self._items = self._collect()
+        return list(self._items)
+
+    def _collect(self):
+        path = self._label
+        lines, incomplete_tail = self._lines()
+        raw = []
+        last_index = len(lines) - 1
+        for index, line in enumerate(lines):
+            text = line.strip()
+            if not text:
+                continue
+            number = index + 1
+            self.stats['lines'] += 1
+            try:
+                event = json.loads(text)
+            except ValueError as exc:
+                if index == last_index and incomplete_tail:
+                    self.stats['truncated_last_line'] = True
+                    continue
+                raise ScoringInputError(path, 'line %d' % number, 'not valid JSON: %s' % exc)
+            if not isinstance(event, dict):
+                raise ScoringInputError(path, 'line %d' % number, 'each line must be a JSON object (audit.k8s.io/v1 Event)')
+            api_version = event.get('apiVersion')
+            if api_version is not None and not str(api_version).startswith('audit.k8s.io/'):
+                raise ScoringInputError(path, 'line %d: apiVersion' % number,
+                                        'expected audit.k8s.io/v1, got %r' % (api_version,))
+            stage = event.get('stage')
+            if not isinstance(stage, str):
+                raise ScoringInputError(path, 'line %d: stage' % number, 'missing or not a string')
+            if stage != 'ResponseComplete':
+                continue
+            self.stats['response_complete'] += 1
+            verb = event.get('verb')
+            if not isinstance(verb, str) or not verb:
+                raise ScoringInputError(path, 'line %d: verb' % number, 'missing or not a string')
+            user = event.get('user')
+            if not isinstance(user, dict) or not isinstance(user.get('username'), str):
+                raise ScoringInputError(path, 'line %d: user.username' % number, 'missing or not a string')
+            if not self.is_trainee(user):
+                continue
+            stamp = event.get('requestReceivedTimestamp') or event.get('stageTimestamp')
+            field = 'requestReceivedTimestamp' if event.get('requestReceivedTimestamp') else 'stageTimestamp'
+            try:
+                ts = parse_ts(stamp)
+            except (TypeError, ValueError) as exc:
+                raise ScoringInputError(path, 'line %d: %s' % (number, field), 'not an RFC 3339 timestamp: %s' % exc)
+            object_ref = event.get('objectRef')
+            if object_ref is not None and not isinstance(object_ref, dict):
+                raise ScoringInputError(path, 'line %d: objectRef' % number, 'must be an object')
+            self.stats['trainee_events'] += 1
+            raw.append((ts, number, event))
+        raw.sort(key=lambda r: (r[0], r[1]))
+        items = []
+        for ts, number, event in raw:
+            item = self._classify(ts, number, event)
+            if item is None:
+                self.stats['ignored'] += 1
+                continue
+            items.append(item)
+        self._post_pass(items)
+        return items
+
+    # Classification -----------------------------------------------------------
+    def _classify(self, ts, number, event):
+        verb = event['verb']
+        user = event['user']['username']
+        ref = event.get('objectRef') or {}
+        resource = ref.get('resource')
+        if not resource:
+            return None  # discovery (/api, /apis, /openapi) and other non-resource URLs
+        if verb == 'watch':
+            return None  # follows a list that is already counted
+        subresource = ref.get('subresource') or None
+        namespace = ref.get('namespace') or None
+        name = ref.get('name') or None
+        group = ref.get('apiGroup') or ''
+        if self.namespaces and namespace and namespace not in self.namespaces:
+            self.stats['other_namespace'] += 1
+            return None
+        uri = event.get('requestURI') or ''
+        split = urlsplit(uri)
+        query = parse_qs(split.query)
+        code = _get(event, 'responseStatus', 'code')
+        ok = code is None or (isinstance(code, int) and code < 400)
+        dry_run = 'All' in query.get('dryRun', [])
+        request_object = event.get('requestObject')
+        details = {
+            'verb': verb, 'resource': resource, 'subresource': subresource,
+            'namespace': namespace, 'name': name, 'api_group': group,
+            'code': code, 'level': event.get('level'), 'user_agent': event.get('userAgent'),
+            'request_uri': uri, 'audit_id': event.get('auditID'),
+        }
+        if query.get('fieldManager'):
+            details['field_manager'] = query['fieldManager'][0]
+        if dry_run:
+            details['dry_run'] = True
+        where = '%s/%s' % (namespace, name) if namespace and name else (name or namespace or 'all namespaces')
+        action, summary, aliases = None, None, ()
+        mutating = verb in MUTATING_VERBS and not dry_run
+
+        if group == 'metrics.k8s.io':
+            action, summary = 'view_metrics', 'read resource metrics (%s) in %s' % (resource, where)
+        elif resource == 'pods' and subresource == 'log':
+            previous = query.get('previous', ['false'])[0].lower() == 'true'
+            container = query.get('container', [None])[0]
+            details.update(previous=previous, container=container, workload=workload_of_pod(name))
+            summary = 'read logs of pod %s%s%s' % (where, ' container %s' % container if container else '',
+                                                   ' (--previous)' if previous else '')
+            action = 'logs'
+        elif resource == 'pods' and subresource == 'exec':
+            command = query.get('command', [])
+            joined = ' '.join(command)
+            details.update(command=command, workload=workload_of_pod(name),
+                           container=query.get('container', [None])[0])
+            if _FLUSH.search(joined):
+                action, aliases = 'cache_flush', ('exec',)
+                summary = 'exec in pod %s: %s (cache flush)' % (where, joined)
+                mutating = ok
+            else:
+                action = 'exec'
+                summary = 'exec in pod %s: %s' % (where, joined or '(interactive shell)')
+                mutating = False
+        elif resource == 'pods' and subresource == 'portforward':
+            action, summary = 'port_forward', 'port-forward to pod %s' % where
+            mutating = False
+        elif resource in ('pods', 'services') and subresource == 'proxy':
+            target = unquote(split.path.split('/proxy', 1)[-1]) or '/'
+            details['proxy_path'] = target
+            if 'metrics' in target:
+                action, summary = 'view_metrics', 'read %s through the API server proxy of %s' % (target, where)
+            else:
+                action, summary = 'test_endpoint', 'requested %s through the API server proxy of %s' % (target, where)
+            mutating = False
+        elif resource == 'pods' and subresource is None:
+            if verb == 'list':
+                selector = query.get('labelSelector', [''])[0]
+                details['label_selector'] = selector or None
+                pairs = parse_selector(selector)
+                deps = sorted('%s=%s' % p for p in pairs & self.dependency_selectors)
+                if deps:
+                    details['tiers'] = [p.split('=', 1)[1] for p in deps]
+                    action = 'check_dependencies'
+                    summary = 'listed pods in %s -l %s (dependent tier)' % (namespace or 'all namespaces', selector)
+                else:
+                    action = 'list_pods'
+                    summary = 'listed pods in %s%s' % (namespace or 'all namespaces', ' -l %s' % selector if selector else '')
+            elif verb == 'get':
+                details['workload'] = workload_of_pod(name)
+                action, summary = 'get_pod', 'inspected pod %s' % where
+            elif verb in ('delete', 'deletecollection'):
+                details['workload'] = workload_of_pod(name)
+                action, summary = 'delete_pod', 'deleted pod %s' % where
+        elif resource == 'events':
+            if verb in ('list', 'get'):
+                selector = query.get('fieldSelector', [''])[0]
+                if 'involvedObject' in selector or 'regarding' in selector:
+                    details['describe_of'] = selector
+                action = 'get_events'
+                summary = 'viewed events in %s%s' % (namespace or 'all namespaces',
+                                                     ' (%s)' % selector if selector else '')
+        elif resource in ('services', 'endpoints', 'endpointslices') and verb in ('get', 'list'):
+            action, summary = 'check_endpoints', 'inspected %s %s' % (resource, where)
+        elif resource == 'deployments' and subresource == 'scale':
+            if verb in ('patch', 'update'):
+                replicas = _get(request_object, 'spec', 'replicas')
+                details['replicas'] = replicas
+                action = 'scale'
+                summary = 'scaled deployment %s%s' % (where, ' to %s replicas' % replicas if replicas is not None else '')
+            else:
+                action, summary = 'inspect_deployment', 'read scale of deployment %s' % where
+        elif resource == 'deployments' and subresource is None:
+            if verb in ('get', 'list'):
+                action, summary = 'inspect_deployment', 'inspected deployment %s' % where
+            elif verb in ('patch', 'update', 'create'):
+                action, summary, aliases = self._deployment_change(verb, where, request_object, details)
+            elif verb == 'delete':
+                action, summary = 'delete_deployment', 'deleted deployment %s' % where
+        elif resource in ('replicasets', 'controllerrevisions') and verb in ('get', 'list'):
+            action, summary = 'inspect_revisions', 'inspected %s in %s' % (resource, where)
+        elif resource in ('configmaps', 'secrets'):
+            kind = 'configmap' if resource == 'configmaps' else 'secret'
+            if verb in ('get', 'list'):
+                action, summary = 'inspect_config', 'inspected %s %s' % (resource, where)
+            elif verb in ('patch', 'update', 'create'):
+                if isinstance(request_object, (dict, list)):
+                    details['changed'] = _leaf_paths(request_object)[:20]
+                action, summary = 'edit_%s' % kind, '%s %s %s' % (_past(verb), kind, where)
+            elif verb == 'delete':
+                action, summary = 'edit_%s' % kind, 'deleted %s %s' % (kind, where)
+        elif resource == 'services' and verb in ('patch', 'update', 'create', 'delete'):
+            action, summary = 'edit_service', '%s service %s' % (_past(verb), where)
+        if action is None:
+            if verb in MUTATING_VERBS:
+                action = 'change_other'
+                summary = '%s %s%s %s' % (verb, resource, '/' + subresource if subresource else '', where)
+            else:
+                action = 'inspect_other'
+                summary = '%s %s%s %s' % (verb, resource, '/' + subresource if subresource else '', where)
+        if dry_run:
+            summary += ' [dry run]'
+        if not ok:
+            summary += ' [HTTP %s]' % code
+        return EvidenceItem(
+            ts, 'audit', action, summary, actor=user, ref='%s:%d' % (os.path.basename(self._label), number),
+            details=details, aliases=aliases, category=CATEGORIES.get(action), ok=ok,
+            mutating=bool(mutating and ok),
+        )
+
+    def _deployment_change(self, verb, where, request_object, details):
+        if isinstance(request_object, list):
+            ops = [op for op in request_object if isinstance(op, dict)]
+            details['patch_type'] = 'json'
+            details['changed'] = [str(op.get('path')) for op in ops][:20]
+            if any(op.get('op') == 'replace' and op.get('path') == '/spec/template' for op in ops):
+                details['evidence'] = 'JSON patch replacing /spec/template with a previous revision'
+                return 'rollout_undo', 'rollout undo of deployment %s' % where, ('edit_deployment',)
+            return 'edit_deployment', 'patched deployment %s (%s)' % (where, ', '.join(details['changed'][:3])), ()
+        if isinstance(request_object, dict):
+            annotations = _get(request_object, 'spec', 'template', 'metadata', 'annotations')
+            changed = _leaf_paths(request_object)
+            if verb == 'patch':
+                details['changed'] = changed[:20]
+            if isinstance(annotations, dict) and RESTARTED_AT in annotations and verb == 'patch':
+                substantive = [p for p in changed if not p.endswith(RESTARTED_AT)]
+                if not substantive:
+                    details['restarted_at'] = annotations.get(RESTARTED_AT)
+                    return 'rollout_restart', 'rollout restart of deployment %s' % where, ()
+            if verb == 'patch' and changed == ['spec.replicas']:
+                details['replicas'] = _get(request_object, 'spec', 'replicas')
+                return 'scale', 'scaled deployment %s to %s replicas (patch)' % (where, details['replicas']), ('edit_deployment',)
+            if verb == 'patch':
+                return 'edit_deployment', 'patched deployment %s (%s)' % (where, ', '.join(changed[:3]) or 'empty patch'), ()
+            return 'edit_deployment', '%s deployment %s' % (_past(verb), where), ()
+        # Metadata level: no request body. kubectl rollout restart uses field
+        # manager kubectl-rollout; rollout undo is recognised in the post pass.
+        details['evidence'] = 'Metadata level, no requestObject'
+        if details.get('field_manager') == 'kubectl-rollout' or 'rollout' in (details.get('user_agent') or ''):
+            return 'rollout_restart', 'rollout restart of deployment %s (inferred from field manager)' % where, ()
+        return 'edit_deployment', '%s deployment %s' % (_past(verb), where), ()
+
+    def _post_pass(self, items):
+        """Use neighbouring requests of the same kubectl command."""
+        for index, item in enumerate(items):
+            det = item.details
+            if item.action in ('inspect_deployment', 'get_pod') and det.get('verb') == 'get':
+                # kubectl rollout restart / set / exec first GET their target:
+                # that read belongs to the write, it is not an investigation.
+                for nxt in items[index + 1:index + 4]:
+                    if (nxt.ts - item.ts).total_seconds() > 3:
+                        break
+                    nd = nxt.details
+                    if (nxt.actor == item.actor and nd.get('name') == det.get('name')
+                            and nd.get('resource') == det.get('resource')
+                            and (nxt.mutating or nd.get('subresource') in ('exec', 'portforward')
+                                 or nd.get('verb') in ('patch', 'update'))):
+                        det['part_of'] = nxt.action
+                        item.action = 'resolve_target'
+                        item.category = nxt.category
+                        item.summary += ' (part of %s)' % nxt.action.replace('_', ' ')
+                        break
+            if item.action == 'list_pods' and det.get('label_selector'):
+                # kubectl logs -l: list pods with the selector, then get pods/log
+                for nxt in items[index + 1:index + 8]:
+                    if (nxt.ts - item.ts).total_seconds() > 3:
+                        break
+                    if nxt.actor == item.actor and nxt.action == 'logs':
+                        det['part_of'] = 'logs'
+                        item.action = 'resolve_log_pods'
+                        item.category = 'logs'
+                        item.summary += ' (to read their logs)'
+                        break
+            if (item.action in ('edit_deployment', 'rollout_restart') and det.get('verb') == 'patch'
+                    and det.get('evidence') == 'Metadata level, no requestObject'):
+                # kubectl rollout undo: get deployment, list replicasets, patch
+                for prev in reversed(items[max(0, index - 8):index]):
+                    if (item.ts - prev.ts).total_seconds() > _SAME_COMMAND_S:
+                        break
+                    if (prev.actor == item.actor and prev.action == 'inspect_revisions'
+                            and prev.details.get('resource') == 'replicasets' and prev.details.get('verb') == 'list'):
+                        item.action = 'rollout_undo'
+                        item.aliases = ('edit_deployment',)
+                        item.category = 'recovery'
+                        item.summary = 'rollout undo of deployment %s/%s (inferred: patch right after listing replicasets)' % (
+                            det.get('namespace'), det.get('name'))
+                        break
+        for index, item in enumerate(items):
+            if item.action != 'rollout_undo':
+                continue
+            # kubectl rollout undo lists the replicasets to find the old template
+            for prev in reversed(items[max(0, index - 8):index]):
+                if (item.ts - prev.ts).total_seconds() > _SAME_COMMAND_S:
+                    break
+                if (prev.actor == item.actor and prev.action == 'inspect_revisions'
+                        and prev.details.get('verb') == 'list'):
+                    prev.details['part_of'] = 'rollout_undo'
+                    prev.action = 'resolve_target'
+                    prev.summary += ' (part of rollout undo)'
+                    break
+
+
+def _past(verb):
+    return {'patch': 'patched', 'update': 'updated', 'create': 'created', 'delete': 'deleted'}.get(verb, verb)

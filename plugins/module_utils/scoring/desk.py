@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, opsdrill contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Incident desk evidence.
+
+Until the incident desk service exists, its entries come from a JSON file
+(schema: ``schemas/desk.schema.json``)::
+
+    [{"ts": "2026-11-22T17:33:05Z", "author": "trainee-1",
+      "kind": "status_update", "text": "Backend down, investigating"}]
+
+The desk is the team's shared record, so every entry counts for the team;
+``author`` is kept so the scorecard can show who wrote what.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .errors import ScoringInputError
+from .evidence import EvidenceItem, EvidenceSource
+from .timeutil import parse_ts
+
+DESK_KINDS = (
+    'acknowledge', 'status_update', 'team_coordination', 'user_notification',
+    'management_brief', 'incident_log', 'postmortem', 'document_fix',
+)
+
+KIND_TITLES = {
+    'acknowledge': 'acknowledged the alert',
+    'status_update': 'status update',
+    'team_coordination': 'team coordination',
+    'user_notification': 'user notification',
+    'management_brief': 'management brief',
+    'incident_log': 'incident log entry',
+    'postmortem': 'post-mortem',
+    'document_fix': 'documented the fix',
+}
+
+_SUMMARY_TEXT_CHARS = 140
+
+
+def parse_desk_entries(entries, path='<desk entries>'):
+    """Validate desk entries (a list of dicts) and make EvidenceItems."""
+    if isinstance(entries, dict) and isinstance(entries.get('entries'), list):
+        entries = entries['entries']
+    if not isinstance(entries, list):
+        raise ScoringInputError(path, '(top level)', 'must be a JSON array of desk entries')
+    items = []
+    for index, entry in enumerate(entries):
+        field = '[%d]' % index
+        if not isinstance(entry, dict):
+            raise ScoringInputError(path, field, 'each desk entry must be an object')
+        for key in ('ts', 'author', 'kind', 'text'):
+            if key not in entry:
+                raise ScoringInputError(path, '%s.%s' % (field, key), 'required field missing')
+        try:
+            ts = parse_ts(entry['ts'])
+        except (TypeError, ValueError) as exc:
+            raise ScoringInputError(path, '%s.ts' % field, 'not an ISO 8601 timestamp: %s' % exc)
+        author = entry['author']
+        if not isinstance(author, str) or not author.strip():
+            raise ScoringInputError(path, '%s.author' % field, 'must be a non-empty string')
+        kind = entry['kind']
+        if kind not in DESK_KINDS:
+            raise ScoringInputError(path, '%s.kind' % field, 'must be one of %s, got %r' % (', '.join(DESK_KINDS), kind))
+        text = entry['text']
+        if not isinstance(text, str):
+            raise ScoringInputError(path, '%s.text' % field, 'must be a string')
+        short = ' '.join(text.split())
+        if len(short) > _SUMMARY_TEXT_CHARS:
+            short = short[:_SUMMARY_TEXT_CHARS - 3] + '...'
+        summary = '%s: %s' % (KIND_TITLES[kind], short) if short else KIND_TITLES[kind]
+        items.append(EvidenceItem(
+            ts, 'desk', kind, summary, actor=author.strip(),
+            ref='%s%s' % (os.path.basename(str(path)), field),
+            details={'kind': kind, 'text': text, 'empty': not text.strip()},
+            category='communication',
+        ))
+    return items
+
+
+class DeskSource(EvidenceSource):
+    """Desk entries from a JSON file or from a list given directly."""
+
+    name = 'desk'
+
+    def __init__(self, path=None, entries=None, label=None):
+        self.path = path
+        self._entries = entries
+        self._label = label or path or '<desk entries>'
+        self._items = None
+
+    @property
+    def available(self):
+        if self._entries is not None:
+            return True
+        return bool(self.path) and os.path.isfile(self.path)
+
+    @property
+    def label(self):
+        return self._label
+
+    @property
+    def note(self):
+        if self.available:
+            return None
+        if self.path:
+            return 'desk file %s not found' % self.path
+        return 'no incident desk entries given'
+
+    def collect(self):
+        if self._items is None:
+            entries = self._entries
+            if entries is None:
+                with open(self.path, 'r', encoding='utf-8') as handle:
+                    try:
+                        entries = json.load(handle)
+                    except ValueError as exc:
+                        raise ScoringInputError(self._label, '(top level)', 'not valid JSON: %s' % exc)
+            self._items = parse_desk_entries(entries, self._label)
+        return list(self._items)

@@ -1,0 +1,340 @@
+"""Restore planning and execution against the in-memory fake API, the drill state, the
+restore lock and the dead-man's switch."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
+from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers as fh
+from ansible_collections.opsdrill.drills.plugins.module_utils import restore as rs
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as snap
+
+NS = "seo-tool"
+CTX = {"namespace": NS, "now": "2026-11-22T17:30:00Z", "drill_id": "d1"}
+
+
+def no_sleep(_seconds):
+    return None
+
+
+def touches_of(entry):
+    return ["%s/%s" % (t["kind"], t["name"]) for t in entry["touches"]]
+
+
+def inject(api, entry):
+    """What the engine does: snapshot the touched objects, record, plan, apply."""
+    refs = touches_of(entry)
+    live = api.objects(refs)
+    objects = [snap.normalise(live[r]) for r in refs]
+    ops = fh.plan(entry["steps"], live, CTX)
+    state = {"drill_id": "d1", "scenario": entry["scenario"], "variant": entry["variant"],
+             "fault": entry["name"], "started": 0, "deadline": 10, "armed": True,
+             "phase": "injected", "created": fh.created_refs(ops),
+             "post_restore": entry["rollback"]}
+    rs.apply_ops(api, NS, ops, sleep=no_sleep)
+    return state, objects
+
+
+# -- planning --------------------------------------------------------------------------
+
+def test_plan_nothing_when_unchanged(stack):
+    objects = [stack["Deployment/redis"], stack["Service/redis"]]
+    assert rs.plan_restore(objects, dict(stack)) == []
+
+
+def test_plan_recreate_replace_delete_and_post(stack):
+    live = dict(stack)
+    live["Service/redis"] = None
+    changed = copy.deepcopy(stack["Deployment/redis"])
+    changed["spec"]["replicas"] = 0
+    live["Deployment/redis"] = changed
+    live["Service/backend-api-canary"] = {"kind": "Service", "metadata": {
+        "name": "backend-api-canary", "labels": {"opsdrill.io/created-by": "fault"}}}
+    post = [{"op": "redis_flush", "service": "redis"}]
+    ops = rs.plan_restore([stack["Deployment/redis"], stack["Service/redis"]], live,
+                          created=["Service/backend-api-canary"], post_restore=post)
+    assert [rs.describe_op(o) for o in ops] == [
+        "create Service/redis", "replace Deployment/redis (1 difference)",
+        "delete Service/backend-api-canary", "redis FLUSHDB on redis:6379"]
+    assert "clusterIP" not in ops[0]["object"]["spec"]
+    assert ops[1]["object"]["metadata"]["resourceVersion"] == changed["metadata"]["resourceVersion"]
+    assert ops[1]["changes"] == ["Deployment/redis: spec.replicas: 1 != 0"]
+
+
+def test_plan_orders_config_before_workloads(stack):
+    live = {ref: None for ref in stack}
+    ops = rs.plan_restore(list(stack.values()), live)
+    kinds = [o["object"]["kind"] for o in ops]
+    assert kinds.index("Secret") < kinds.index("Service") < kinds.index("Deployment")
+
+
+def test_plan_skips_created_objects_already_being_deleted(stack):
+    live = {"PersistentVolumeClaim/c": {"kind": "PersistentVolumeClaim", "metadata": {
+        "name": "c", "labels": {"opsdrill.io/created-by": "fault"},
+        "deletionTimestamp": "2026-11-22T17:40:00Z"}}}
+    assert rs.plan_restore([], live, created=["PersistentVolumeClaim/c"]) == []
+
+
+def test_plan_never_deletes_what_opsdrill_did_not_create(stack):
+    ops = rs.plan_restore([], dict(stack), created=["Service/redis", {"kind": "Service",
+                                                                      "name": "gone"}])
+    assert [rs.describe_op(o) for o in ops] == ["delete Service/gone"]
+
+
+# -- every catalog fault: inject, see it, restore exactly, restore again ------------------
+
+@pytest.mark.parametrize("key", catalog.load().keys())
+def test_inject_then_restore_every_fault(api, key):
+    entry = catalog.lookup(*key.split("/"))
+    before = api.objects(touches_of(entry))
+    state, objects = inject(api, entry)
+    after = api.objects(touches_of(entry))
+    assert snap.diff(objects, after), "%s changed nothing visible" % key
+    for ref in state["created"]:
+        assert ref.split("/", 1)[1] in json.dumps(api.store[ref]["metadata"])
+
+    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    assert outcome["ok"], outcome
+    assert outcome["remaining"] == [] and outcome["error"] is None
+    assert snap.diff(list(before.values()), api.objects(touches_of(entry))) == []
+    for ref in state["created"]:
+        assert ref not in api.store
+    if entry["rollback"]:
+        assert any("redis FLUSHDB" in a for a in outcome["actions"])
+        assert not [r for r in api.store if r.startswith("Pod/")]
+
+    if entry["rollback"]:
+        assert outcome["post_restore_done"] is True
+        state["post_restore_done"] = True       # what run_restore records in the state
+    again = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    assert again["actions"] == [] and again["ok"] and again["remaining"] == []
+
+
+def test_restore_after_the_team_deleted_and_edited_things(api, stack):
+    entry = catalog.lookup("outage", "dependencies", "network_issues")
+    state, objects = inject(api, entry)
+    api.delete("Service", "redis")                       # the team deleted it
+    dep = api.get("Deployment", "backend-api")
+    dep["spec"]["replicas"] = 5                          # ... and scaled the backend
+    api.replace(dep)
+    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    assert outcome["ok"]
+    assert "create Service/redis" in outcome["actions"]
+    assert api.get("Deployment", "backend-api")["spec"]["replicas"] == 2
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_restore_retries_conflicts(api, stack):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    state, objects = inject(api, entry)
+    api.conflicts["Deployment/backend-api"] = 3          # the controller keeps writing status
+    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    assert outcome["ok"], outcome
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_restore_reports_what_remains(api, stack):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    state, objects = inject(api, entry)
+    api.conflicts["Deployment/backend-api"] = 100
+    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep, rounds=2)
+    assert not outcome["ok"]
+    assert "kept changing" in outcome["error"]
+    assert any("limits.memory: '96Mi' != '12Mi'" in line for line in outcome["remaining"])
+
+
+def test_apply_ops_records_creates_and_names_failures(api):
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
+           "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}}
+    result = rs.apply_ops(api, NS, [{"op": "create", "object": svc}])
+    assert result["created"] == ["Service/x"]
+    with pytest.raises(rs.RestoreError, match=r"create Service/x failed: HTTP 409 AlreadyExists"):
+        rs.apply_ops(api, NS, [{"op": "create", "object": svc}])
+
+
+def test_apply_replace_without_resource_version_fetches_it(api, stack):
+    body = snap.normalise(stack["Deployment/redis"])
+    body["spec"]["replicas"] = 0
+    rs.apply_ops(api, NS, [{"op": "replace", "object": body}])
+    assert api.get("Deployment", "redis")["spec"]["replicas"] == 0
+
+
+def test_redis_flush_runs_redis_cli_in_a_one_shot_pod(api, monkeypatch):
+    created = []
+    real_create = api.create
+
+    def create(obj, namespace=None):
+        created.append(copy.deepcopy(obj))
+        return real_create(obj, namespace)
+
+    monkeypatch.setattr(api, "create", create)
+    rs.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis", "port": 6379,
+                            "image_from": "Deployment/redis"}], sleep=no_sleep)
+    pod = created[0]
+    ctr = pod["spec"]["containers"][0]
+    assert ctr["command"] == ["redis-cli", "-h", "redis", "-p", "6379", "-n", "0", "FLUSHDB"]
+    assert ctr["image"] == "localhost/opsdrill/redis:7"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    assert not [r for r in api.store if r.startswith("Pod/")]   # cleaned up
+
+
+def test_redis_flush_failure_is_reported(api, monkeypatch):
+    monkeypatch.setattr(api, "pod_log", lambda name, *a, **k: "Could not connect to Redis\n")
+    with pytest.raises(rs.RestoreError, match="redis FLUSHDB pod .* Could not connect"):
+        rs.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis"}], sleep=no_sleep)
+    assert not [r for r in api.store if r.startswith("Pod/")]
+
+
+# -- drill state in the cluster ----------------------------------------------------------
+
+def test_save_load_and_run_restore(api, stack):
+    entry = catalog.lookup("outage", "configuration", "secret_issues")
+    state, objects = inject(api, entry)
+    rs.save_state(api, NS, state, objects)
+    assert "Secret/opsdrill-drill-state" in api.store  # the Secret snapshot went there
+    cm = api.get("ConfigMap", "opsdrill-drill-state")
+    assert "opsdrill-demo" not in json.dumps(cm)
+    loaded, loaded_objects, _ = rs.load_state(api, NS)
+    assert loaded["fault"] == "secret_issues"
+    assert snap.diff(objects, loaded_objects) == []
+
+    outcome = rs.run_restore(api, NS, by="rollback", sleep=no_sleep)
+    assert outcome["ok"] and outcome["by"] == "rollback"
+    after, _, _ = rs.load_state(api, NS)
+    assert after["armed"] is False and after["phase"] == "restored"
+    assert after["restore"]["ok"] is True
+    assert "Lease/opsdrill-restore-lock" not in api.store
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_update_state_keeps_the_snapshot(api, stack):
+    rs.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]])
+    rs.update_state(api, NS, {"phase": "response_window"})
+    state, objects, _ = rs.load_state(api, NS)
+    assert state == {"armed": True, "phase": "response_window", "secret_snapshot": None}
+    assert len(objects) == 1
+
+
+def test_load_state_without_configmap(api):
+    with pytest.raises(rs.RestoreError, match="no drill state: ConfigMap seo-tool/opsdrill-drill-state"):
+        rs.load_state(api, NS)
+
+
+# -- lock ------------------------------------------------------------------------------
+
+def test_lock_excludes_a_second_holder(api):
+    assert rs.acquire_lock(api, NS, "rollback/a")
+    with pytest.raises(rs.RestoreError, match="held by rollback/a"):
+        rs.acquire_lock(api, NS, "deadman/b", wait_s=0, sleep=no_sleep)
+    rs.release_lock(api, NS, "deadman/b")             # not the holder: nothing happens
+    assert "Lease/opsdrill-restore-lock" in api.store
+    rs.release_lock(api, NS, "rollback/a")
+    assert rs.acquire_lock(api, NS, "deadman/b")
+
+
+def test_expired_lock_is_taken_over(api):
+    rs.acquire_lock(api, NS, "rollback/a", duration_s=1)
+    lease = api.store["Lease/opsdrill-restore-lock"]
+    lease["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
+    assert rs.acquire_lock(api, NS, "deadman/b", wait_s=0)
+    assert api.store["Lease/opsdrill-restore-lock"]["spec"]["holderIdentity"] == "deadman/b"
+
+
+# -- dead-man's switch -------------------------------------------------------------------
+
+class Clock:
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_deadman_waits_then_restores(api):
+    entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
+    state, objects = inject(api, entry)
+    state["deadline"] = 50
+    rs.save_state(api, NS, state, objects)
+    clock, logs = Clock(0), []
+    code = rs.deadman(api, NS, deadline=50, poll_s=10, sleep=clock.sleep, now=clock.time,
+                      log=lambda event, **kw: logs.append(event))
+    assert code == 0 and clock.now >= 50
+    assert "deadline passed: restoring" in logs
+    after, _, _ = rs.load_state(api, NS)
+    assert after["restore"]["by"] == "deadman" and after["armed"] is False
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_deadman_stops_when_disarmed(api):
+    entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
+    state, objects = inject(api, entry)
+    rs.save_state(api, NS, dict(state, deadline=1000), objects)
+    clock, logs = Clock(0), []
+
+    def sleep(seconds):
+        clock.sleep(seconds)
+        if clock.now >= 30:
+            rs.update_state(api, NS, {"armed": False, "phase": "restored"})
+
+    code = rs.deadman(api, NS, deadline=1000, poll_s=10, sleep=sleep, now=clock.time,
+                      log=lambda event, **kw: logs.append(event))
+    assert code == 0 and logs == ["disarmed"] and clock.now < 1000
+    assert snap.diff(objects, api.objects(touches_of(entry)))  # the fault is still there
+
+
+def test_deadman_follows_an_extended_deadline(api, stack):
+    rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": []},
+                  [stack["Deployment/redis"]])
+    clock = Clock(0)
+    rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
+               log=lambda *a, **k: None)
+    assert clock.now >= 300
+
+
+def test_deadman_without_state_exits(api):
+    logs = []
+    assert rs.deadman(api, NS, deadline=0, log=lambda e, **k: logs.append(e)) == 0
+    assert logs == ["no drill state: nothing to guard"]
+
+
+# -- the standalone files ------------------------------------------------------------------
+
+def test_standalone_sources_are_the_files():
+    sources = rs.standalone_sources()
+    assert set(sources) == {"restore.py", "snapshot.py", "k8s_rest.py"}
+    here = os.path.dirname(rs.__file__)
+    for name, text in sources.items():
+        with open(os.path.join(here, name), encoding="utf-8") as handle:
+            assert handle.read() == text
+
+
+def test_standalone_run_on_plain_python(tmp_path):
+    """The dead-man's switch runs the same files without Ansible on the path."""
+    for name, text in rs.standalone_sources().items():
+        (tmp_path / name).write_text(text)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"), "--help"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "--state-configmap" in done.stdout
+    check = ("import restore, k8s_rest, snapshot; "
+             "assert restore._k8s is k8s_rest and restore._snap is snapshot; "
+             "import sys; assert not [m for m in sys.modules if m.startswith(('ansible', 'yaml'))]")
+    done = subprocess.run([sys.executable, "-S", "-c", check], cwd=str(tmp_path),
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # no cluster configuration: exit 2 with a JSON log line naming the problem
+    done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"),
+                           "--namespace", "x", "--deadline", "0"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = json.loads(done.stdout.strip().splitlines()[-1])
+    assert line["msg"] == "configuration error" and "KUBERNETES_SERVICE_HOST" in line["error"]

@@ -1,0 +1,291 @@
+"""Kubernetes audit log: trainee filtering and action classification."""
+
+import json
+
+import pytest
+
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import AuditLogSource, ScoringInputError
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import parse_selector, workload_of_pod
+
+from .conftest import fx
+
+UA = 'kubectl/v1.34.1 (linux/amd64) kubernetes/93248f9'
+_counter = [0]
+
+
+def event(verb, uri, ref=None, user='trainee-1', groups=('opsdrill:trainees', 'system:authenticated'),
+          stage='ResponseComplete', code=200, level='Metadata', request=None, second=0):
+    _counter[0] += 1
+    ev = {'kind': 'Event', 'apiVersion': 'audit.k8s.io/v1', 'level': level, 'auditID': 'id-%d' % _counter[0],
+          'stage': stage, 'requestURI': uri, 'verb': verb, 'user': {'username': user, 'groups': list(groups)},
+          'sourceIPs': ['172.18.0.1'], 'userAgent': UA,
+          'requestReceivedTimestamp': '2026-11-22T17:35:%02d.000100Z' % second,
+          'stageTimestamp': '2026-11-22T17:35:%02d.010100Z' % second}
+    if ref is not None:
+        ev['objectRef'] = ref
+    if stage != 'RequestReceived':
+        ev['responseStatus'] = {'metadata': {}, 'code': code}
+    if request is not None:
+        ev['requestObject'] = request
+    return ev
+
+
+def classify(*events, **kw):
+    text = '\n'.join(json.dumps(e) for e in events) + '\n'
+    source = AuditLogSource(text=text, label='audit.log', **kw)
+    return source.collect()
+
+
+def pods(name=None, sub=None, ns='seo-tool'):
+    ref = {'resource': 'pods', 'namespace': ns, 'apiVersion': 'v1'}
+    if name:
+        ref['name'] = name
+    if sub:
+        ref['subresource'] = sub
+    return ref
+
+
+def deploy(name='backend-api', sub=None):
+    ref = {'resource': 'deployments', 'namespace': 'seo-tool', 'name': name, 'apiGroup': 'apps', 'apiVersion': 'v1'}
+    if sub:
+        ref['subresource'] = sub
+    return ref
+
+
+@pytest.mark.parametrize('ev, action', [
+    (event('list', '/api/v1/namespaces/seo-tool/pods?limit=500', pods()), 'list_pods'),
+    (event('list', '/api/v1/namespaces/seo-tool/pods?labelSelector=tier%3Dfrontend&limit=500', pods()), 'check_dependencies'),
+    (event('list', '/api/v1/namespaces/seo-tool/pods?labelSelector=tier+in+%28worker%2Cdata%29', pods()), 'check_dependencies'),
+    (event('get', '/api/v1/namespaces/seo-tool/pods/backend-api-6f7d9c8b5d-x2k9p', pods('backend-api-6f7d9c8b5d-x2k9p')), 'get_pod'),
+    (event('list', '/api/v1/namespaces/seo-tool/events?limit=500', {'resource': 'events', 'namespace': 'seo-tool'}), 'get_events'),
+    (event('get', '/api/v1/namespaces/seo-tool/pods/p-1/log?container=backend-api', pods('p-1', 'log')), 'logs'),
+    (event('list', '/apis/metrics.k8s.io/v1beta1/namespaces/seo-tool/pods',
+           {'resource': 'pods', 'namespace': 'seo-tool', 'apiGroup': 'metrics.k8s.io'}), 'view_metrics'),
+    (event('get', '/api/v1/namespaces/seo-tool/services/http:api-gateway:80/proxy/metrics',
+           {'resource': 'services', 'namespace': 'seo-tool', 'name': 'http:api-gateway:80', 'subresource': 'proxy'}), 'view_metrics'),
+    (event('get', '/api/v1/namespaces/seo-tool/services/http:api-gateway:80/proxy/health',
+           {'resource': 'services', 'namespace': 'seo-tool', 'name': 'http:api-gateway:80', 'subresource': 'proxy'}), 'test_endpoint'),
+    (event('get', '/api/v1/namespaces/seo-tool/pods/p-1/portforward', pods('p-1', 'portforward'), code=101), 'port_forward'),
+    (event('list', '/apis/apps/v1/namespaces/seo-tool/replicasets?labelSelector=app%3Dbackend-api',
+           {'resource': 'replicasets', 'namespace': 'seo-tool', 'apiGroup': 'apps'}), 'inspect_revisions'),
+    (event('get', '/api/v1/namespaces/seo-tool/configmaps/seo-service-code',
+           {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'seo-service-code'}), 'inspect_config'),
+    (event('patch', '/api/v1/namespaces/seo-tool/configmaps/x', {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'x'},
+           level='Request', request={'data': {'SEO_ROUTES': 'rank,keywords,report'}}), 'edit_configmap'),
+    (event('update', '/api/v1/namespaces/seo-tool/secrets/backend-api-credentials',
+           {'resource': 'secrets', 'namespace': 'seo-tool', 'name': 'backend-api-credentials'}), 'edit_secret'),
+    (event('delete', '/api/v1/namespaces/seo-tool/pods/p-1', pods('p-1')), 'delete_pod'),
+    (event('get', '/api/v1/namespaces/seo-tool/endpoints/backend-api',
+           {'resource': 'endpoints', 'namespace': 'seo-tool', 'name': 'backend-api'}), 'check_endpoints'),
+    (event('get', '/api/v1/namespaces', {'resource': 'namespaces'}), 'inspect_other'),
+])
+def test_classification(ev, action):
+    items = classify(ev)
+    assert [i.action for i in items] == [action]
+    assert items[0].actor == 'trainee-1'
+    assert items[0].source == 'audit'
+    assert items[0].ref == 'audit.log:1'
+
+
+def test_logs_previous_flag_and_workload():
+    items = classify(event('get', '/api/v1/namespaces/seo-tool/pods/backend-api-6f7d9c8b5d-x2k9p/log?container=backend-api&previous=true',
+                           pods('backend-api-6f7d9c8b5d-x2k9p', 'log')))
+    assert items[0].details['previous'] is True
+    assert items[0].details['workload'] == 'backend-api'
+    assert '--previous' in items[0].summary
+
+
+def test_rollout_restart_recognised_by_request_object():
+    body = {'spec': {'template': {'metadata': {'annotations': {'kubectl.kubernetes.io/restartedAt': '2026-11-22T17:35:00Z'}}}}}
+    items = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api?fieldManager=kubectl-rollout',
+                           deploy(), level='Request', request=body))
+    assert items[0].action == 'rollout_restart'
+    assert items[0].mutating
+
+
+def test_patch_that_also_changes_the_template_is_an_edit_not_a_restart():
+    body = {'spec': {'template': {'metadata': {'annotations': {'kubectl.kubernetes.io/restartedAt': 'x'}},
+                                  'spec': {'containers': [{'name': 'backend-api', 'resources': {'limits': {'memory': '256Mi'}}}]}}}}
+    items = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(),
+                           level='Request', request=body))
+    assert items[0].action == 'edit_deployment'
+    assert 'spec.template.spec.containers[backend-api].resources.limits.memory' in items[0].details['changed']
+
+
+def test_rollout_undo_json_patch():
+    body = [{'op': 'replace', 'path': '/spec/template', 'value': {'metadata': {}, 'spec': {'containers': []}}},
+            {'op': 'replace', 'path': '/metadata/annotations', 'value': {'deployment.kubernetes.io/revision': '1'}}]
+    items = classify(
+        event('get', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=1),
+        event('list', '/apis/apps/v1/namespaces/seo-tool/replicasets?labelSelector=app%3Dbackend-api',
+              {'resource': 'replicasets', 'namespace': 'seo-tool', 'apiGroup': 'apps'}, second=1),
+        event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), level='Request', request=body, second=2))
+    # the get and the replicaset list belong to the undo command, not to an investigation
+    assert [i.action for i in items] == ['resolve_target', 'resolve_target', 'rollout_undo']
+    assert items[1].details['part_of'] == 'rollout_undo'
+    assert 'edit_deployment' in items[2].names
+
+
+def test_rollout_history_some_time_before_a_patch_stays_an_investigation():
+    items = classify(
+        event('list', '/apis/apps/v1/namespaces/seo-tool/replicasets?labelSelector=app%3Dbackend-api',
+              {'resource': 'replicasets', 'namespace': 'seo-tool', 'apiGroup': 'apps'}, second=1),
+        event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=30))
+    assert [i.action for i in items] == ['inspect_revisions', 'edit_deployment']
+
+
+def test_get_before_a_write_is_part_of_the_write():
+    body = {'spec': {'template': {'metadata': {'annotations': {'kubectl.kubernetes.io/restartedAt': 'x'}}}}}
+    items = classify(
+        event('get', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=1),
+        event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), level='Request',
+              request=body, second=1),
+        event('get', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=20))
+    assert [i.action for i in items] == ['resolve_target', 'rollout_restart', 'inspect_deployment']
+
+
+def test_rollout_undo_inferred_at_metadata_level():
+    items = classify(
+        event('list', '/apis/apps/v1/namespaces/seo-tool/replicasets?labelSelector=app%3Dbackend-api',
+              {'resource': 'replicasets', 'namespace': 'seo-tool', 'apiGroup': 'apps'}, second=1),
+        event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=2))
+    assert items[1].action == 'rollout_undo'
+    assert items[0].action == 'resolve_target'
+    assert 'inferred' in items[1].summary
+
+
+def test_metadata_level_patch_without_replicaset_list_is_an_edit():
+    items = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy()))
+    assert items[0].action == 'edit_deployment'
+
+
+def test_metadata_level_restart_by_field_manager():
+    items = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api?fieldManager=kubectl-rollout',
+                           deploy()))
+    assert items[0].action == 'rollout_restart'
+
+
+def test_scale_subresource_and_replicas():
+    items = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api/scale',
+                           deploy(sub='scale'), level='Request', request={'spec': {'replicas': 3}}))
+    assert items[0].action == 'scale'
+    assert items[0].details['replicas'] == 3
+
+
+def test_exec_over_websocket_is_get_and_flushdb_is_cache_flush():
+    uri = ('/api/v1/namespaces/seo-tool/pods/redis-5b7c9d8f6-h4j2k/exec?command=redis-cli&command=FLUSHDB'
+           '&container=redis&stderr=true&stdout=true')
+    items = classify(event('get', uri, pods('redis-5b7c9d8f6-h4j2k', 'exec'), code=101))
+    assert items[0].action == 'cache_flush'
+    assert 'exec' in items[0].names
+    assert items[0].mutating
+    shell = ('/api/v1/namespaces/seo-tool/pods/redis-5b7c9d8f6-h4j2k/exec?command=sh&command=-c'
+             '&command=redis-cli+-n+0+flushall&container=redis&stdin=true&stdout=true&tty=true')
+    assert classify(event('create', shell, pods('redis-5b7c9d8f6-h4j2k', 'exec')))[0].action == 'cache_flush'
+    ping = '/api/v1/namespaces/seo-tool/pods/redis-5b7c9d8f6-h4j2k/exec?command=redis-cli&command=PING&container=redis'
+    item = classify(event('get', ping, pods('redis-5b7c9d8f6-h4j2k', 'exec')))[0]
+    assert item.action == 'exec' and not item.mutating
+
+
+def test_dry_run_and_failed_requests_are_not_changes():
+    body = {'spec': {'template': {'spec': {'containers': [{'name': 'backend-api', 'image': 'x'}]}}}}
+    dry = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api?dryRun=All', deploy(),
+                         level='Request', request=body))[0]
+    assert dry.details['dry_run'] and not dry.mutating and '[dry run]' in dry.summary
+    denied = classify(event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), code=403,
+                            level='Request', request=body))[0]
+    assert not denied.ok and not denied.mutating and '[HTTP 403]' in denied.summary
+
+
+def test_only_trainees_and_only_response_complete():
+    evs = [
+        event('list', '/api/v1/namespaces/seo-tool/pods', pods(), stage='RequestReceived'),
+        event('list', '/api/v1/namespaces/seo-tool/pods', pods(), user='trainer-anna', groups=('opsdrill:trainers',)),
+        event('list', '/api/v1/namespaces/seo-tool/pods', pods(), user='system:serviceaccount:opsdrill:drill-runner',
+              groups=('system:serviceaccounts', 'opsdrill:trainees')),
+        event('list', '/api/v1/namespaces/seo-tool/pods', pods(), user='alice', groups=('devs',)),
+        event('list', '/api/v1/namespaces/seo-tool/pods', pods()),
+    ]
+    assert [i.actor for i in classify(*evs)] == ['trainee-1']
+    # a username list adds people outside the group
+    assert sorted(i.actor for i in classify(*evs, trainees=['alice'])) == ['alice', 'trainee-1']
+    # no group at all: only the named users
+    assert [i.actor for i in classify(*evs, trainees=['alice'], trainee_groups=[])] == ['alice']
+
+
+def test_discovery_and_watch_are_ignored():
+    items = classify(event('get', '/api?timeout=32s'), event('watch', '/api/v1/namespaces/seo-tool/pods?watch=true', pods()))
+    assert items == []
+
+
+def test_other_namespaces_are_left_out_when_namespaces_given():
+    evs = [event('list', '/api/v1/namespaces/kube-system/pods', pods(ns='kube-system')),
+           event('list', '/api/v1/pods', {'resource': 'pods'}),
+           event('list', '/api/v1/namespaces/seo-tool/pods', pods())]
+    source = AuditLogSource(text='\n'.join(json.dumps(e) for e in evs) + '\n', namespaces=['seo-tool'])
+    assert len(source.collect()) == 2
+    assert source.stats['other_namespace'] == 1
+    assert 'outside the drill namespaces' in source.note
+
+
+def test_kubectl_logs_with_selector_resolves_pods_first():
+    items = classify(
+        event('list', '/api/v1/namespaces/seo-tool/pods?labelSelector=app%3Dapi-gateway', pods(), second=5),
+        event('get', '/api/v1/namespaces/seo-tool/pods/api-gateway-7c9f8d6b4-mz7tq/log?container=api-gateway',
+              pods('api-gateway-7c9f8d6b4-mz7tq', 'log'), second=5))
+    assert [i.action for i in items] == ['resolve_log_pods', 'logs']
+
+
+def test_fixture_log_counts():
+    source = AuditLogSource(path=fx('audit-recovered.log'), namespaces=['seo-tool'])
+    items = source.collect()
+    actions = [i.action for i in items]
+    assert {'list_pods', 'get_events', 'get_pod', 'logs', 'check_dependencies', 'view_metrics', 'inspect_revisions',
+            'edit_deployment', 'test_endpoint'} <= set(actions)
+    assert set(i.actor for i in items) == {'trainee-1'}
+    assert source.stats['response_complete'] > source.stats['trainee_events']  # controller noise was read and dropped
+    assert items == sorted(items, key=lambda i: i.ts)
+
+
+def test_truncated_last_line_is_skipped_with_note():
+    source = AuditLogSource(path=fx('audit-two-trainees.log'))
+    items = source.collect()
+    assert source.stats['truncated_last_line'] is True
+    assert 'incomplete' in source.note
+    assert {'trainee-1', 'trainee-2'} == set(i.actor for i in items)
+
+
+def test_bad_json_in_the_middle_names_file_and_line():
+    with pytest.raises(ScoringInputError) as info:
+        AuditLogSource(path=fx('audit-bad-json.log')).collect()
+    assert info.value.path.endswith('audit-bad-json.log')
+    assert info.value.field == 'line 2'
+
+
+def test_missing_stage_names_the_field():
+    with pytest.raises(ScoringInputError) as info:
+        AuditLogSource(path=fx('audit-missing-stage.log')).collect()
+    assert info.value.field == 'line 2: stage'
+    assert 'audit-missing-stage.log' in str(info.value)
+
+
+@pytest.mark.parametrize('mutate, field', [
+    (lambda e: e.pop('verb'), 'line 1: verb'),
+    (lambda e: e['user'].pop('username'), 'line 1: user.username'),
+    (lambda e: e.update(requestReceivedTimestamp='not a time'), 'line 1: requestReceivedTimestamp'),
+    (lambda e: e.update(apiVersion='v1'), 'line 1: apiVersion'),
+    (lambda e: e.update(objectRef='pods'), 'line 1: objectRef'),
+])
+def test_malformed_events(mutate, field):
+    ev = event('list', '/api/v1/namespaces/seo-tool/pods', pods())
+    mutate(ev)
+    with pytest.raises(ScoringInputError) as info:
+        classify(ev)
+    assert info.value.field == field
+
+
+def test_helpers():
+    assert workload_of_pod('backend-api-6f7d9c8b5d-x2k9p') == 'backend-api'
+    assert workload_of_pod('postgres-0') == 'postgres-0'
+    assert parse_selector('app=x,tier in (frontend, worker),env!=prod') == {
+        ('app', 'x'), ('tier', 'frontend'), ('tier', 'worker')}
