@@ -61,6 +61,11 @@ if [[ -f "$lab/netns.before" ]]; then
   done
 fi
 
+# containerd 1.6 keeps shim sockets in /run/containerd/s whatever its state dir is.
+if [[ -f "$lab/run-containerd.created" ]]; then
+  rm -rf /run/containerd
+fi
+
 # 5. Pod cgroups (the kubelet's cgroupfs root is /kubepods in every hierarchy).
 for hierarchy in /sys/fs/cgroup/*/; do
   [[ -d "$hierarchy/kubepods" ]] || continue

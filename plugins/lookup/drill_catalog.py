@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: drill_catalog
+short_description: Resolve a drill fault from the opsdrill fault catalog
+version_added: 0.1.0
+description:
+  - Reads the fault catalog (C(plugins/module_utils/catalog/faults.yml) plus optional team
+    files) on the controller and returns one resolved entry (docs/contracts.md section 4),
+    aimed at O(target) when given.
+  - With O(fault) the entry is looked up; without it one fault of the scenario (and
+    variant) is picked by O(seed). A seed of 0 draws one at random; the seed is returned,
+    so the same pick can be made again.
+  - Unknown scenarios, variants and faults fail with the valid names.
+author: opsdrill maintainers
+options:
+  scenario:
+    description: Seed scenario.
+    type: str
+    required: true
+    choices: [outage, error_spike]
+  variant:
+    description: Variant of the scenario; empty picks from every variant.
+    type: str
+    default: ""
+  fault:
+    description: Fault name within the variant; empty picks one by O(seed).
+    type: str
+    default: ""
+  seed:
+    description: Seed of the pick (0 draws one). Ignored when O(fault) is given.
+    type: int
+    default: 0
+  target:
+    description: The workload to aim the fault at, as C(name) or C(Kind/name); empty keeps the catalog's.
+    type: str
+    default: ""
+  paths:
+    description: Extra catalog files (an ops team's own faults).
+    type: list
+    elements: path
+    default: []
+"""
+
+EXAMPLES = r"""
+- name: Resolve the fault (picked at random when fault is empty)
+  ansible.builtin.set_fact:
+    drill_fault: "{{ query('opsdrill.drills.drill_catalog', scenario='outage', variant='resources', fault='', seed=0) | first }}"
+
+- name: Aim a fault at another Deployment
+  ansible.builtin.debug:
+    msg: "{{ (query('opsdrill.drills.drill_catalog', scenario='outage', variant='resources',
+              fault='memory_limits', target='Deployment/orders-api') | first).entry.steps }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One item.
+  type: list
+  elements: dict
+  contains:
+    entry:
+      description: The resolved catalog entry (C(key), C(target), C(steps), C(touches), C(symptom), ...).
+      type: dict
+    seed:
+      description: The seed of the pick; null when the fault was named.
+      type: int
+    picked:
+      description: Whether the fault was picked by the seed (not named).
+      type: bool
+    faults:
+      description: The names of the faults of the variant (or of the scenario, variant/name).
+      type: list
+      elements: str
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
+
+
+class LookupModule(LookupBase):
+
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        scenario = self.get_option("scenario")
+        variant = self.get_option("variant") or None
+        fault = self.get_option("fault") or None
+        seed = self.get_option("seed") or None
+        target = self.get_option("target") or None
+        try:
+            faults = catalog.load(self.get_option("paths") or None)
+            if fault:
+                if variant is None:
+                    raise catalog.CatalogError("fault %r needs a variant: give -e variant=... (variants of %s: %s)"
+                                               % (fault, scenario, ", ".join(catalog.SCENARIOS.get(scenario, ()))))
+                entry, used_seed = faults.lookup(scenario, variant, fault, target), None
+            else:
+                entry, used_seed = faults.pick(scenario, variant, seed, target)
+            names = faults.names(scenario, variant) if variant else \
+                [key.split("/", 1)[1] for key in faults.keys(scenario)]
+        except catalog.CatalogError as exc:
+            raise AnsibleLookupError(str(exc))
+        return [{"entry": entry, "seed": used_seed, "picked": not fault, "faults": names}]

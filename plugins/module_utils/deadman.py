@@ -1,0 +1,327 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The dead-man's switch: who restores the namespace when the drill's controller cannot.
+
+Two guards watch an armed drill (docs/contracts.md section 5):
+
+- **in the cluster**: a Job (stock Python image, namespace-scoped ServiceAccount and
+  Role) runs ``restore.py`` from a ConfigMap (``restore.standalone_sources()``) and
+  restores the snapshot at the drill's hard deadline unless the state is disarmed. It
+  covers a lost controller host.
+- **on the controller**: ``watchdog.py``, started detached, watches the
+  ``ansible-playbook`` process and restores at once when it ends while the drill is
+  still armed: Ctrl-C, SIGTERM, SIGKILL, a crash. Ansible runs no ``always`` block
+  after Ctrl-C; this is what rolls such a run back.
+
+``manifests`` is pure; ``arm``/``disarm``/``remove`` use a ``k8s_rest.Client``. Stdlib
+only: the watchdog ships this file next to restore.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+try:
+    from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest as _k8s
+    from ansible_collections.opsdrill.drills.plugins.module_utils import restore as _restore
+    from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as _snap
+except ImportError:  # shipped side by side (watchdog)
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    if _HERE not in sys.path:
+        sys.path.insert(0, _HERE)
+    import k8s_rest as _k8s  # type: ignore[no-redef]
+    import restore as _restore  # type: ignore[no-redef]
+    import snapshot as _snap  # type: ignore[no-redef]
+
+__all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "spawn_watchdog",
+           "watchdog_sources"]
+
+NAME = "opsdrill-deadman"
+CODE_CONFIGMAP = "opsdrill-deadman-code"
+MOUNT = "/opsdrill"
+LABELS = {"app.kubernetes.io/part-of": "opsdrill", "app.kubernetes.io/component": "deadman"}
+# API paths of the kinds k8s_rest does not list.
+_EXTRA = {
+    "Job": ("apis/batch/v1", "jobs"),
+    "Role": ("apis/rbac.authorization.k8s.io/v1", "roles"),
+    "RoleBinding": ("apis/rbac.authorization.k8s.io/v1", "rolebindings"),
+}
+# What restore.py needs: the snapshotted kinds, pods (flush pod, delete_pods, logs),
+# leases (the restore lock) and the drill state.
+RULES = [
+    {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
+                                      "persistentvolumeclaims", "serviceaccounts"],
+     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"],
+     "verbs": ["get", "list", "create", "delete", "deletecollection"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+     "verbs": ["get", "list", "create", "update", "patch", "delete"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
+     "verbs": ["get", "update", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+     "verbs": ["get", "create", "update", "delete"]},
+]
+WATCHDOG_FILES = ("restore.py", "snapshot.py", "k8s_rest.py", "deadman.py", "drill_timeline.py",
+                  "watchdog.py")
+
+
+def _path(kind, namespace, name=None):
+    if kind in _EXTRA:
+        prefix, plural = _EXTRA[kind]
+        path = "/%s/namespaces/%s/%s" % (prefix, namespace, plural)
+        return path + ("/" + name if name else "")
+    return "/" + _k8s.resource_path(kind, namespace, name)
+
+
+def _get(client, kind, name, namespace):
+    try:
+        return client.request("GET", _path(kind, namespace, name))
+    except _k8s.ApiError as exc:
+        if exc.not_found:
+            return None
+        raise
+
+
+def _delete(client, kind, name, namespace):
+    try:
+        client.request("DELETE", _path(kind, namespace, name),
+                       body={"kind": "DeleteOptions", "apiVersion": "v1",
+                             "propagationPolicy": "Background"})
+        return True
+    except _k8s.ApiError as exc:
+        if exc.not_found:
+            return False
+        raise
+
+
+def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", sources=None,
+              poll_s=5, now=None, grace_s=1800):
+    """ServiceAccount, Role, RoleBinding, code ConfigMap and Job of the in-cluster
+    dead-man's switch, in creation order."""
+    now = time.time() if now is None else now
+    labels = dict(LABELS, **{"opsdrill.io/drill-id": drill_id[:63].rstrip("-.")})
+    meta = {"name": NAME, "namespace": namespace, "labels": labels}
+    sources = sources if sources is not None else _restore.standalone_sources()
+    # The Job outlives the deadline by grace_s (restore and retries), never forever.
+    active_deadline = max(60, int(deadline - now) + int(grace_s))
+    container = {
+        "name": "deadman", "image": image, "imagePullPolicy": pull_policy,
+        "command": ["python3", MOUNT + "/restore.py", "--namespace", namespace,
+                    "--deadline", "%d" % int(deadline), "--poll", str(poll_s)],
+        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                {"name": "PYTHONUNBUFFERED", "value": "1"}],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
+                      "limits": {"cpu": "200m", "memory": "128Mi"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]}},
+        "volumeMounts": [{"name": "code", "mountPath": MOUNT, "readOnly": True}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta),
+         "rules": RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": dict(meta),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
+         "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": dict(meta, name=CODE_CONFIGMAP), "data": dict(sources)},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": dict(meta),
+         "spec": {"backoffLimit": 20, "activeDeadlineSeconds": active_deadline,
+                  "ttlSecondsAfterFinished": 900,
+                  "template": {"metadata": {"labels": labels}, "spec": {
+                      "serviceAccountName": NAME, "automountServiceAccountToken": True,
+                      "restartPolicy": "OnFailure", "terminationGracePeriodSeconds": 5,
+                      "enableServiceLinks": False,
+                      "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                          "runAsGroup": 10001,
+                                          "seccompProfile": {"type": "RuntimeDefault"}},
+                      "containers": [container],
+                      "volumes": [{"name": "code", "configMap": {"name": CODE_CONFIGMAP}}]}}}},
+    ]
+
+
+def arm(client, namespace, objects, sleep=time.sleep):
+    """Create or replace the objects (a Job is deleted and created anew: its pod
+    template is immutable). Returns the refs written."""
+    written = []
+    for obj in objects:
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        current = _get(client, kind, name, namespace)
+        if kind == "Job" and current is not None:
+            _delete(client, kind, name, namespace)
+            for _attempt in range(60):
+                if _get(client, kind, name, namespace) is None:
+                    break
+                sleep(0.5)
+            current = None
+        if current is None:
+            client.request("POST", _path(kind, namespace), body=obj)
+        else:
+            body = json.loads(json.dumps(obj))
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            client.request("PUT", _path(kind, namespace, name), body=body)
+        written.append("%s/%s" % (kind, name))
+    return written
+
+
+def job_status(client, namespace):
+    """``(exists, succeeded, failed, active)`` of the dead-man Job."""
+    job = _get(client, "Job", NAME, namespace)
+    if job is None:
+        return False, 0, 0, 0
+    status = job.get("status") or {}
+    return True, int(status.get("succeeded") or 0), int(status.get("failed") or 0), \
+        int(status.get("active") or 0)
+
+
+def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
+    """Mark the drill state disarmed, give the Job a moment to exit on its own, then
+    remove the switch. Returns ``{"state": ..., "job": ..., "removed": [...]}``."""
+    result = {"state": "absent", "job": "absent", "removed": []}
+    configmap = client.get_or_none("ConfigMap", _snap.STATE_CONFIGMAP, namespace)
+    if configmap is not None:
+        state = json.loads((configmap.get("data") or {}).get("state.json") or "{}")
+        if drill_id and state.get("drill_id") not in (None, drill_id):
+            result["state"] = "another drill (%s)" % state.get("drill_id")
+        elif state.get("armed"):
+            _restore.update_state(client, namespace, {"armed": False,
+                                                       "phase": state.get("phase") or "disarmed"})
+            result["state"] = "disarmed"
+        else:
+            result["state"] = "already disarmed"
+    exists, succeeded, _failed, active = job_status(client, namespace)
+    if exists:
+        deadline = time.time() + wait_s
+        while active and not succeeded and time.time() < deadline:
+            sleep(2)
+            exists, succeeded, _failed, active = job_status(client, namespace)
+        result["job"] = "exited" if succeeded else ("running" if active else "not running")
+    result["removed"] = remove(client, namespace)
+    return result
+
+
+def remove(client, namespace):
+    """Delete the switch's objects (whatever drill armed them). Returns the refs deleted."""
+    removed = []
+    for kind, name in (("Job", NAME), ("ConfigMap", CODE_CONFIGMAP), ("RoleBinding", NAME),
+                       ("Role", NAME), ("ServiceAccount", NAME)):
+        if _delete(client, kind, name, namespace):
+            removed.append("%s/%s" % (kind, name))
+    # The Job's pods go with it (Background propagation); a pod left by a deleted Job
+    # of an older run is removed here too.
+    try:
+        client.delete_collection("Pod", namespace, label_selector="app.kubernetes.io/component=deadman,"
+                                 "app.kubernetes.io/part-of=opsdrill")
+    except _k8s.ApiError:
+        pass
+    return removed
+
+
+# --------------------------------------------------------------------------------------
+# the controller-side watchdog
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return [p.decode("utf-8", "replace") for p in handle.read().split(b"\0") if p]
+    except OSError:
+        return []
+
+
+def _parent(pid):
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            text = handle.read()
+        return int(text[text.rindex(")") + 2:].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def start_time(pid):
+    """The process start time (clock ticks since boot), to tell a reused pid apart."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            text = handle.read()
+        return int(text[text.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def controller_pid(pid=None):
+    """The ``ansible-playbook`` (or ``ansible``) main process above ``pid``: the highest
+    ancestor whose command line runs an Ansible CLI. None when there is none (or no
+    /proc)."""
+    pid = pid or os.getpid()
+    found = None
+    seen = set()
+    while pid > 1 and pid not in seen:
+        seen.add(pid)
+        argv = _cmdline(pid)
+        if any(os.path.basename(arg).startswith(("ansible-playbook", "ansible-runner"))
+               for arg in argv[:3]):
+            found = pid
+        pid = _parent(pid)
+    return found
+
+
+def watchdog_sources():
+    """The files the watchdog runs: restore.py and its helpers, deadman.py,
+    drill_timeline.py and watchdog.py."""
+    out = dict(_restore.standalone_sources())
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in WATCHDOG_FILES:
+        if name in out:
+            continue
+        module_name = name[:-3]
+        module = sys.modules.get(
+            "ansible_collections.opsdrill.drills.plugins.module_utils." + module_name) \
+            or sys.modules.get(module_name)
+        text = None
+        if module is not None:
+            try:
+                import inspect
+                text = inspect.getsource(module)
+            except (OSError, TypeError):
+                text = None
+        if text is None:
+            with open(os.path.join(here, name), encoding="utf-8") as handle:
+                text = handle.read()
+        out[name] = text
+    return out
+
+
+def spawn_watchdog(directory, watch_pid, namespace, drill_id, until, kubeconfig=None,
+                   context=None, artifacts_dir=None, python=None, sources=None):
+    """Write the watchdog's files into ``directory`` and start it detached (own
+    session: a Ctrl-C at the terminal does not reach it). Returns its pid."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    for name, text in (sources or watchdog_sources()).items():
+        path = os.path.join(directory, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+    argv = [python or sys.executable, os.path.join(directory, "watchdog.py"),
+            "--pid", str(watch_pid), "--namespace", namespace, "--drill-id", drill_id,
+            "--until", "%d" % int(until)]
+    started = start_time(watch_pid)
+    if started is not None:
+        argv += ["--pid-start", str(started)]
+    if kubeconfig:
+        argv += ["--kubeconfig", os.path.abspath(os.path.expanduser(kubeconfig))]
+    if context:
+        argv += ["--context", context]
+    if artifacts_dir:
+        argv += ["--artifacts-dir", artifacts_dir]
+    log = open(os.path.join(directory, "watchdog.log"), "ab")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                close_fds=True, start_new_session=True, cwd=directory,
+                                env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+    finally:
+        log.close()
+    return proc.pid

@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The local deploy repository: a git repository with one manifest per service.
+
+A ``release`` fault ships a bad release the way teams do: a commit to the deploy
+repository (``services/<name>/deployment.yaml``) and a rollout with a change-cause. The
+seed's ``git log -p services/api-gateway`` then shows the release and its diff. The
+rollback commits the pre-drill manifest back (a revert), so the history stays true.
+
+    repo = DeployRepo("~/.local/share/opsdrill/deploy-repo/seo-tool")
+    repo.record_release(before_obj, after_obj, "api-gateway: release 1.5.0 (...)")
+    repo.record_revert(snapshot_obj, "api-gateway: release 1.5.0 (...)")
+
+Runs on the controller (git must be installed).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+__all__ = ["DeployRepo", "DeployRepoError", "manifest_text", "release_steps"]
+
+DEFAULT_AUTHOR = ("SEO platform release bot", "release-bot@seo-tool.invalid")
+
+
+class DeployRepoError(Exception):
+    """git failed or is missing."""
+
+
+def manifest_text(obj):
+    """The manifest as the deploy repository keeps it: the normalised object without the
+    namespace (the repository serves every namespace of the team), as YAML."""
+    import yaml  # controller only
+    body = snapshot.normalise(obj)
+    body.get("metadata", {}).pop("namespace", None)
+    ordered = {}
+    for key in ("apiVersion", "kind", "metadata", "spec"):
+        if key in body:
+            ordered[key] = body.pop(key)
+    ordered.update(body)
+    return yaml.safe_dump(ordered, default_flow_style=False, sort_keys=False, width=100)
+
+
+def release_steps(entry):
+    """``[(object ref, commit message)]`` of the entry's ``release`` steps that name a
+    ``commit_message``."""
+    out = []
+    for step in entry.get("steps") or []:
+        if step.get("handler") == "release" and (step.get("params") or {}).get("commit_message"):
+            out.append((step["object"], step["params"]["commit_message"]))
+    return out
+
+
+def service_path(ref):
+    kind, name = ref.split("/", 1)
+    return "services/%s/%s.yaml" % (name, kind.lower())
+
+
+class DeployRepo:
+    def __init__(self, path, author=DEFAULT_AUTHOR):
+        self.path = os.path.abspath(os.path.expanduser(path))
+        self.author = author
+        if shutil.which("git") is None:
+            raise DeployRepoError("git is not installed on the controller: the deploy repository "
+                                  "%s cannot be written" % self.path)
+
+    def _git(self, *args, check=True):
+        env = dict(os.environ, GIT_AUTHOR_NAME=self.author[0], GIT_AUTHOR_EMAIL=self.author[1],
+                   GIT_COMMITTER_NAME=self.author[0], GIT_COMMITTER_EMAIL=self.author[1],
+                   GIT_CONFIG_NOSYSTEM="1", LC_ALL="C")
+        proc = subprocess.run(["git", "-C", self.path] + list(args), capture_output=True,
+                              text=True, env=env, check=False)
+        if check and proc.returncode != 0:
+            raise DeployRepoError("git %s in %s failed (%d): %s"
+                                  % (" ".join(args), self.path, proc.returncode,
+                                     (proc.stderr or proc.stdout).strip()))
+        return proc.stdout
+
+    def ensure(self):
+        """Create the repository when missing. Returns True when it was created."""
+        if os.path.isdir(os.path.join(self.path, ".git")):
+            return False
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        self._git("init", "--quiet")
+        self._git("config", "commit.gpgsign", "false")
+        readme = os.path.join(self.path, "README.md")
+        with open(readme, "w", encoding="utf-8") as handle:
+            handle.write("# Deploy repository\n\nOne manifest per service under services/. "
+                         "Every release is a commit;\n`git log -p services/<service>` shows "
+                         "what each release changed.\n")
+        self._git("add", "README.md")
+        self._git("commit", "--quiet", "-m", "Deploy repository")
+        return True
+
+    def head(self):
+        return self._git("rev-parse", "--short", "HEAD").strip()
+
+    def _write(self, relpath, text):
+        full = os.path.join(self.path, relpath)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        current = None
+        if os.path.exists(full):
+            with open(full, encoding="utf-8") as handle:
+                current = handle.read()
+        if current == text:
+            return False
+        with open(full, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
+
+    def commit_manifest(self, ref, obj, message):
+        """Write the object's manifest and commit it; returns the commit or None when the
+        file already had that content."""
+        relpath = service_path(ref)
+        if not self._write(relpath, manifest_text(obj)):
+            return None
+        self._git("add", relpath)
+        self._git("commit", "--quiet", "-m", message)
+        return self.head()
+
+    def record_release(self, ref, before, after, message):
+        """The running release first (when the repository does not have it yet), then the
+        new one. Returns the commits made."""
+        self.ensure()
+        commits = []
+        cause = ((before.get("metadata") or {}).get("annotations") or {}).get(
+            "kubernetes.io/change-cause") or "sync from the cluster"
+        baseline = self.commit_manifest(ref, before, "%s: %s" % (ref.split("/", 1)[1], cause)
+                                        if not cause.startswith(ref.split("/", 1)[1]) else cause)
+        if baseline:
+            commits.append(baseline)
+        release = self.commit_manifest(ref, after, message)
+        if release:
+            commits.append(release)
+        return commits
+
+    def record_revert(self, ref, restored, message):
+        """Commit the restored manifest back, as a revert of ``message``; None when the
+        repository already matches."""
+        if not os.path.isdir(os.path.join(self.path, ".git")):
+            return None
+        return self.commit_manifest(ref, restored, 'Revert "%s"\n\nRolled back by the opsdrill '
+                                    'drill engine: the pre-drill manifest is live again.' % message)

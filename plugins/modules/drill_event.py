@@ -1,0 +1,117 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: drill_event
+short_description: Append one event to a drill's timeline
+version_added: 0.1.0
+description:
+  - Appends one JSON line to C(<artifacts_dir>/timeline.jsonl), the drill timeline of
+    docs/contracts.md section 3, which the scoring engine reads.
+  - The artifacts dir is O(artifacts_dir), or O(artifacts_base)/O(drill_id). It is created
+    with mode 0700 and the timeline with mode 0600 (the timeline names the hidden fault).
+  - In check mode nothing is written; the paths are still returned.
+author: opsdrill maintainers
+options:
+  event:
+    description: The event.
+    type: str
+    required: true
+    choices: [drill_started, preflight_passed, briefing_written, snapshot_taken, deadman_armed,
+              fault_injected, symptom_observed, alert_firing, response_window_started,
+              steady_state_restored, response_window_ended, rollback_started, rollback_finished,
+              verify_passed, verify_failed, deadman_disarmed, drill_finished, drill_failed]
+  drill:
+    description:
+      - The drill the event belongs to, C({drill_id, scenario, variant, fault, namespace}).
+      - C(drill_id) is required (lowercase letters, digits, C(.) and C(-)).
+    type: dict
+    required: true
+  data:
+    description:
+      - Event data. C(steady_state_restored) needs C(by) (C(team) or C(rollback)),
+        C(response_window_ended) C(reason) (C(recovered), C(timeout), C(interrupted)),
+        C(drill_failed) C(phase) and C(error), C(drill_finished) C(result).
+    type: dict
+    default: {}
+  at:
+    description: When it happened (epoch seconds), e.g. when a check observed it; default now.
+    type: float
+  artifacts_dir:
+    description: The drill's artifacts dir. Wins over O(artifacts_base).
+    type: path
+  artifacts_base:
+    description: Directory holding one artifacts dir per drill id.
+    type: path
+    default: ~/.local/share/opsdrill/drills
+"""
+
+EXAMPLES = r"""
+- name: Record the injection
+  opsdrill.drills.drill_event:
+    event: fault_injected
+    drill: {drill_id: seo-tool-20261122T173000Z, scenario: outage, variant: resources,
+            fault: memory_limits, namespace: seo-tool}
+    data: {target: Deployment/backend-api}
+  register: drill_record
+"""
+
+RETURN = r"""
+drill_artifacts_dir:
+  description: The drill's artifacts dir.
+  returned: always
+  type: str
+  sample: /root/.local/share/opsdrill/drills/seo-tool-20261122T173000Z
+timeline_file:
+  description: The timeline file.
+  returned: always
+  type: str
+record:
+  description: The line written.
+  returned: always
+  type: dict
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "event": {"type": "str", "required": True, "choices": list(drill_timeline.EVENTS)},
+            "drill": {"type": "dict", "required": True},
+            "data": {"type": "dict", "default": {}},
+            "at": {"type": "float"},
+            "artifacts_dir": {"type": "path"},
+            "artifacts_base": {"type": "path", "default": "~/.local/share/opsdrill/drills"},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    drill = params["drill"]
+    try:
+        record = drill_timeline.make_event(params["event"], drill, params["data"], now=params["at"])
+    except drill_timeline.TimelineError as exc:
+        module.fail_json(msg=str(exc))
+    artifacts_dir = params["artifacts_dir"] or os.path.join(
+        os.path.expanduser(params["artifacts_base"]), record["drill_id"])
+    timeline_file = os.path.join(artifacts_dir, drill_timeline.FILENAME)
+    if not module.check_mode:
+        try:
+            drill_timeline.append(artifacts_dir, record)
+        except OSError as exc:
+            module.fail_json(msg="cannot write the timeline %s: %s" % (timeline_file, exc))
+    module.exit_json(changed=not module.check_mode, drill_artifacts_dir=artifacts_dir,
+                     timeline_file=timeline_file, record=record)
+
+
+if __name__ == "__main__":
+    main()

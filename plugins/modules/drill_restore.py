@@ -1,0 +1,165 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: drill_restore
+short_description: Roll a drill back to its snapshot, or verify that it is back
+version_added: 0.1.0
+description:
+  - O(mode=restore) restores the namespace from its drill state with
+    C(restore.run_restore) (the code the dead-man's switch runs): recreates or replaces
+    every snapshotted object that differs, deletes the objects the fault created, runs the
+    entry's post-restore operations (e.g. a redis FLUSHDB) once, and records the outcome in
+    the state. A second run changes nothing. Release faults are reverted in the deploy
+    repository too.
+  - O(mode=verify) compares every snapshotted object with the live one
+    (C(snapshot.diff)) and fails listing every difference (with O(fail_on_difference)).
+  - In check mode the restore only reports the differences it would repair.
+author: opsdrill maintainers
+options:
+  namespace:
+    description: Drill namespace.
+    type: str
+    required: true
+  mode:
+    description: Restore, or only verify.
+    type: str
+    choices: [restore, verify]
+    default: restore
+  fail_on_difference:
+    description: With O(mode=verify), fail when a difference is left.
+    type: bool
+    default: true
+  deploy_repo:
+    description: The namespace's deploy repository; release faults get a revert commit there.
+    type: path
+  kubeconfig:
+    description: Path to a kubeconfig.
+    type: path
+  context:
+    description: Kubeconfig context.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Roll the drill back
+  opsdrill.drills.drill_restore:
+    namespace: seo-tool
+
+- name: Verify every touched object equals its snapshot
+  opsdrill.drills.drill_restore:
+    namespace: seo-tool
+    mode: verify
+"""
+
+RETURN = r"""
+found:
+  description: Whether the namespace had a drill state.
+  returned: always
+  type: bool
+ok:
+  description: Restore - whether it finished with nothing left; verify - no difference.
+  returned: always
+  type: bool
+actions:
+  description: What the restore did.
+  returned: mode restore
+  type: list
+  elements: str
+differences:
+  description: Every difference left (verify), or repaired (check mode).
+  returned: always
+  type: list
+  elements: str
+error:
+  description: The restore's error, if any.
+  returned: mode restore
+  type: str
+by:
+  description: Who restored the state last (C(rollback), C(deadman)) according to the state.
+  returned: when found
+  type: str
+deploy_repo_commits:
+  description: Revert commits made in the deploy repository.
+  returned: mode restore
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import deploy_repo
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
+from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+def _revert_releases(path, state, objects):
+    by_ref = {snapshot.ref_of(o): o for o in objects}
+    repo = deploy_repo.DeployRepo(path)
+    commits = []
+    for ref, message in state.get("releases") or []:
+        if ref in by_ref:
+            commit = repo.record_revert(ref, by_ref[ref], message)
+            if commit:
+                commits.append(commit)
+    return commits
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            namespace={"type": "str", "required": True},
+            mode={"type": "str", "choices": ["restore", "verify"], "default": "restore"},
+            fail_on_difference={"type": "bool", "default": True},
+            deploy_repo={"type": "path"},
+            **engine_client.COMMON_ARGS),
+        supports_check_mode=True,
+    )
+    params = module.params
+    namespace = params["namespace"]
+    result = {"changed": False, "found": False, "ok": True, "differences": []}
+    try:
+        client = engine_client.connect(params["kubeconfig"], params["context"])
+        if client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, namespace) is None:
+            result["msg"] = "namespace %s has no drill state: nothing to %s" % (namespace, params["mode"])
+            module.exit_json(**result)
+        state, objects, _cm = restore.load_state(client, namespace)
+        result.update(found=True, by=(state.get("restore") or {}).get("by"))
+        if params["mode"] == "verify" or module.check_mode:
+            result["differences"] = engine.verify(client, namespace, state, objects)
+            result["ok"] = not result["differences"]
+            if params["mode"] == "verify":
+                if result["differences"] and params["fail_on_difference"]:
+                    module.fail_json(msg="%d difference(s) between the live objects and the drill snapshot:\n  %s"
+                                     % (len(result["differences"]), "\n  ".join(result["differences"])), **result)
+                module.exit_json(**result)
+            result["changed"] = bool(result["differences"])
+            module.exit_json(**result)
+        outcome = restore.run_restore(client, namespace, by="rollback")
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError,
+            snapshot.SnapshotError) as exc:
+        module.fail_json(msg=str(exc), **result)
+    result.update(changed=bool(outcome.get("actions")), ok=bool(outcome.get("ok")),
+                  actions=outcome.get("actions") or [], differences=outcome.get("remaining") or [],
+                  error=outcome.get("error"), by="rollback", deploy_repo_commits=[])
+    if params["deploy_repo"] and state.get("releases"):
+        try:
+            result["deploy_repo_commits"] = _revert_releases(params["deploy_repo"], state, objects)
+        except deploy_repo.DeployRepoError as exc:
+            module.warn("the deploy repository was not reverted: %s" % exc)
+    if not result["ok"]:
+        module.fail_json(msg="the restore of namespace %s did not finish: %s%s"
+                         % (namespace, outcome.get("error") or "differences remain",
+                            "".join("\n  " + line for line in result["differences"])), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: drill_wait
+short_description: Check once whether a drill's symptom is there or its alert fires
+version_added: 0.1.0
+description:
+  - One check per call, for C(until)/C(retries) loops. Never changes anything.
+  - O(condition=symptom) evaluates the catalog entry's C(symptom.detect) spec on the cluster
+    and Prometheus (container states and exit codes, waiting reasons, scheduling, restarts
+    since O(baseline), pod events, ready endpoints, claim phases, log lines, 5xx shares);
+    only what happened after O(since) counts.
+  - O(condition=alert) reads Prometheus' alerts; met when O(alert) is firing.
+  - Every result carries C(alert_state) and C(pods_ready)/C(pods_total), which the
+    C(opsdrill.drills.drill_scorecard) callback shows as one progress line while retrying.
+author: opsdrill maintainers
+options:
+  namespace:
+    description: Drill namespace.
+    type: str
+    required: true
+  condition:
+    description: What to check.
+    type: str
+    choices: [symptom, alert]
+    required: true
+  detect:
+    description: The detect spec (C(entry.symptom.detect)). Required for O(condition=symptom).
+    type: dict
+  alert:
+    description: The seed alert (ServiceDown, HighErrorRate). Required for O(condition=alert); also reported for symptoms.
+    type: str
+  since:
+    description: When the fault was injected (epoch seconds); earlier terminations, events and log lines do not count.
+    type: float
+  baseline:
+    description: Restart counts at injection (C(restart_baseline) of C(opsdrill.drills.drill_fault)).
+    type: dict
+    default: {}
+  prometheus:
+    description: C(service:port) of Prometheus in O(namespace) (API server service proxy), or an http(s) URL.
+    type: str
+    default: prometheus:9090
+  label_selector:
+    description: Pods counted for the progress line.
+    type: str
+    default: app.kubernetes.io/part-of=opsdrill-seo-tool
+  kubeconfig:
+    description: Path to a kubeconfig.
+    type: path
+  context:
+    description: Kubeconfig context.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Wait for the symptom
+  opsdrill.drills.drill_wait:
+    namespace: seo-tool
+    condition: symptom
+    detect: "{{ drill_fault.entry.symptom.detect }}"
+    alert: ServiceDown
+    since: "{{ drill_injected.injected_at }}"
+    baseline: "{{ drill_injected.restart_baseline }}"
+  register: drill_symptom
+  until: drill_symptom.met
+  retries: 45
+  delay: 2
+  failed_when: false
+"""
+
+RETURN = r"""
+met:
+  description: Whether the condition holds.
+  returned: always
+  type: bool
+detail:
+  description: What was seen (the detect type that matched, pod, reason, value, ...).
+  returned: always
+  type: dict
+checked_at:
+  description: When the check ran (epoch seconds).
+  returned: always
+  type: float
+elapsed_s:
+  description: Seconds since O(since).
+  returned: always
+  type: float
+alert_state:
+  description: State of O(alert) - C(firing), C(pending), C(inactive) or C(unknown).
+  returned: always
+  type: str
+pods_ready:
+  description: Ready pods among O(label_selector).
+  returned: always
+  type: int
+pods_total:
+  description: Pods among O(label_selector).
+  returned: always
+  type: int
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import detect
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
+from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            namespace={"type": "str", "required": True},
+            condition={"type": "str", "choices": ["symptom", "alert"], "required": True},
+            detect={"type": "dict"},
+            alert={"type": "str"},
+            since={"type": "float"},
+            baseline={"type": "dict", "default": {}},
+            prometheus={"type": "str", "default": "prometheus:9090"},
+            label_selector={"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
+            **engine_client.COMMON_ARGS),
+        required_if=[("condition", "symptom", ("detect",)), ("condition", "alert", ("alert",))],
+        supports_check_mode=True,
+    )
+    params = module.params
+    now = time.time()
+    since = params["since"] if params["since"] is not None else now
+    result = {"changed": False, "met": False, "detail": {}, "checked_at": round(now, 3),
+              "elapsed_s": round(now - since, 1), "alert_state": "unknown", "pods_ready": None,
+              "pods_total": None}
+    try:
+        client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
+        view = detect.ClusterView(client, params["namespace"], params["prometheus"], since, params["baseline"])
+        if params["condition"] == "symptom":
+            met, detail = detect.evaluate(params["detect"], view)
+            result.update(met=met, detail=detail or {})
+        if params["alert"]:
+            result["alert_state"] = view.alert_state(params["alert"])
+            if params["condition"] == "alert":
+                result["met"] = result["alert_state"] == "firing"
+                result["detail"] = {"alert": params["alert"], "state": result["alert_state"]}
+        pods = client.list("Pod", params["namespace"], label_selector=params["label_selector"])
+        result["pods_ready"], result["pods_total"] = detect.pod_readiness(pods)
+    except detect.DetectError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError) as exc:
+        # A flaky moment of the API server is not the end of the wait: report and go on.
+        result["detail"] = {"error": str(exc)}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
