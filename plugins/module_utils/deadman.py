@@ -75,7 +75,7 @@ def _path(kind, namespace, name=None):
         prefix, plural = _EXTRA[kind]
         path = "/%s/namespaces/%s/%s" % (prefix, namespace, plural)
         return path + ("/" + name if name else "")
-    return "/" + _k8s.resource_path(kind, namespace, name)
+    return _k8s.resource_path(kind, namespace, name)
 
 
 def _get(client, kind, name, namespace):

@@ -45,7 +45,7 @@ REQUIRED_DATA = {
     "drill_finished": {"result": None},
 }
 DRILL_FIELDS = ("drill_id", "scenario", "variant", "fault", "namespace")
-_DRILL_ID = re.compile(r"^[a-z0-9][a-z0-9.-]{0,100}$")
+_DRILL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$")
 
 
 class TimelineError(ValueError):
@@ -73,7 +73,7 @@ def make_event(event, drill, data=None, now=None):
     drill = drill or {}
     drill_id = drill.get("drill_id")
     if not isinstance(drill_id, str) or not _DRILL_ID.match(drill_id):
-        raise TimelineError("drill_id must be lowercase letters, digits, '.' and '-' "
+        raise TimelineError("drill_id must be letters, digits, '.', '_' and '-' "
                             "(e.g. seo-tool-20261122T173000Z), got %r" % (drill_id,))
     data = dict(data or {})
     for key, allowed in REQUIRED_DATA.get(event, {}).items():

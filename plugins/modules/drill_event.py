@@ -28,7 +28,7 @@ options:
   drill:
     description:
       - The drill the event belongs to, C({drill_id, scenario, variant, fault, namespace}).
-      - C(drill_id) is required (lowercase letters, digits, C(.) and C(-)).
+      - C(drill_id) is required (letters, digits, C(.), C(_) and C(-)).
     type: dict
     required: true
   data:

@@ -137,3 +137,15 @@ def test_teardown_removes_what_setup_created_and_nothing_else(stack):
     assert stack.run("get", "namespace", namespace, check=False).returncode != 0
     # The main stack is untouched.
     assert stack.json("get", "deployment", "backend-api", "-n", NAMESPACE)["status"]["availableReplicas"] >= 1
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ("monitoring_mode=bogus", "monitoring_mode must be one of: standalone, operator, external"),
+    ("test_services_namspace=typo", "Unknown variable(s) test_services_namspace"),
+])
+def test_bad_input_is_refused_before_anything_changes(stack, bad, expected):
+    namespace = "seo-tool-bad-input"
+    result = run_playbook("setup.yml", f"drill_namespace={namespace}", bad)
+    assert result.returncode != 0
+    assert expected in result.stdout
+    assert stack.run("get", "namespace", namespace, check=False).returncode != 0
