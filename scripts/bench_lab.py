@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Measure the lab: pod start latency, the lab's own memory, and (optionally) bring-up time.
 
 usage: bench_lab.py [--pods N] [--bring-up] [--out DIR]

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Measure the SEO tool stack: setup.yml wall time to steady state, and steady-state memory/CPU.
 
 usage: bench_stack.py [--namespace NS] [--settle S] [--out DIR]

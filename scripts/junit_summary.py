@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Sum JUnit XML files into one closing line: 'opsdrill: N passed, N failed, N skipped'."""
 import sys
 import xml.etree.ElementTree as ET

@@ -125,10 +125,10 @@ def refusal(namespace, lease, now=None, state_armed=False):
             "namespace: wait for it to finish" % (namespace, LEASE_NAME, describe_holder(lease, now)))
     if expired or state_armed:
         text += ("; if its controller is gone, restore and release the namespace with: "
-                 "ansible-playbook rollback.yml -e namespace=%s" % namespace)
+                 "ansible-playbook rollback.yml -e drill_namespace=%s" % namespace)
     else:
         text += (", or, if its controller is gone, run: ansible-playbook rollback.yml "
-                 "-e namespace=%s" % namespace)
+                 "-e drill_namespace=%s" % namespace)
     return text
 
 

@@ -23,5 +23,5 @@ def prometheus_get(api, namespace, prometheus, path, query=None, timeout=10):
             return response.getcode(), response.read().decode("utf-8")
         except Exception as exc:  # urllib raises HTTPError/URLError/socket errors
             return getattr(exc, "code", 0) or 0, str(exc)
-    service, _, port = prometheus.partition(":")
+    service, _sep, port = prometheus.partition(":")
     return kube_client.raw_get(api, kube_client.service_proxy_path(namespace, service, port or "80", path), timeout, query)

@@ -38,6 +38,9 @@ options:
   since:
     description: When the fault was injected (epoch seconds); earlier terminations, events and log lines do not count.
     type: float
+  timeout_at:
+    description: Epoch seconds after which the result says C(timed_out) (use C(until: result.met or result.timed_out)).
+    type: float
   baseline:
     description: Restart counts at injection (C(restart_baseline) of C(opsdrill.drills.drill_fault)).
     type: dict
@@ -66,10 +69,11 @@ EXAMPLES = r"""
     detect: "{{ drill_fault.entry.symptom.detect }}"
     alert: ServiceDown
     since: "{{ drill_injected.injected_at }}"
+    timeout_at: "{{ drill_injected.injected_at + 90 }}"
     baseline: "{{ drill_injected.restart_baseline }}"
   register: drill_symptom
-  until: drill_symptom.met
-  retries: 45
+  until: drill_symptom.met or drill_symptom.timed_out
+  retries: 100
   delay: 2
   failed_when: false
 """
@@ -91,6 +95,10 @@ elapsed_s:
   description: Seconds since O(since).
   returned: always
   type: float
+timed_out:
+  description: Whether O(timeout_at) has passed (when the condition is not met by then, it did not come in time).
+  returned: always
+  type: bool
 alert_state:
   description: State of O(alert) - C(firing), C(pending), C(inactive) or C(unknown).
   returned: always
@@ -122,6 +130,7 @@ def main():
             detect={"type": "dict"},
             alert={"type": "str"},
             since={"type": "float"},
+            timeout_at={"type": "float"},
             baseline={"type": "dict", "default": {}},
             prometheus={"type": "str", "default": "prometheus:9090"},
             label_selector={"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
@@ -134,7 +143,8 @@ def main():
     since = params["since"] if params["since"] is not None else now
     result = {"changed": False, "met": False, "detail": {}, "checked_at": round(now, 3),
               "elapsed_s": round(now - since, 1), "alert_state": "unknown", "pods_ready": None,
-              "pods_total": None}
+              "pods_total": None,
+              "timed_out": params["timeout_at"] is not None and now >= params["timeout_at"]}
     try:
         client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
         view = detect.ClusterView(client, params["namespace"], params["prometheus"], since, params["baseline"])

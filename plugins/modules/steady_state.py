@@ -131,7 +131,7 @@ def main():
 
     results = []
     for item in params["health_services"]:
-        service, _, port = item.partition(":")
+        service, _sep, port = item.partition(":")
         status, body = kube_client.raw_get(api, kube_client.service_proxy_path(namespace, service, port or "80", "/health"))
         results.append({"name": service, "status": status, "body": body})
     problems += steady_state.health_problems(results)

@@ -170,7 +170,7 @@ def _join(rel: str, name: str) -> str:
 
 
 def _whiteout_name(rel_path: str) -> str:
-    parent, _, base = rel_path.rpartition("/")
+    parent, _sep, base = rel_path.rpartition("/")
     return _join(parent, WHITEOUT_PREFIX + base)
 
 
@@ -273,7 +273,7 @@ def walk_diff(upper: str, lower: str) -> Iterator[Op]:
             wh = _whiteout_name(_join(rel, name))
             groups.append((wh, [(wh, "whiteout", None, None)]))
         groups.sort(key=lambda g: _sort_key(g[0]))
-        return [op for _, ops in groups for op in ops]
+        return [op for _path, ops in groups for op in ops]
 
     yield from rec("")
 
@@ -447,7 +447,7 @@ def build_image(ref: str, layers: List[Dict[str, object]], blobs_dir: str, out: 
     """Write an OCI image layout tar; returns the manifest descriptor."""
     created = default_clamp() if created is None else created
     arch = arch or host_arch()
-    _, tag = split_ref(ref)
+    tag = split_ref(ref)[1]
     history = list(history or [])
     history += [""] * (len(layers) - len(history))
     config = {
@@ -548,7 +548,7 @@ def _cmd_image(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("layer", help="pack a directory as a gzip layer blob")

@@ -53,18 +53,22 @@ def main(lab_dir, ports):
     if not (v1_memory or v2_memory):
         problems.append("no memory cgroup controller: memory limits and OOM kills cannot work; enable cgroup memory (cgroup_enable=memory)")
     if not os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables"):
-        problems.append("no br_netfilter (/proc/sys/net/bridge/bridge-nf-call-iptables): Services between pods on the bridge need it; modprobe br_netfilter")
+        problems.append("no br_netfilter (/proc/sys/net/bridge/bridge-nf-call-iptables): "
+                        "Services between pods on the bridge need it; modprobe br_netfilter")
     if not os.path.exists("/proc/sys/net/ipv4/ip_forward"):
         problems.append("no IPv4 forwarding sysctl")
     if subprocess.run(["iptables", "-w", "-L", "-n"], capture_output=True, check=False).returncode != 0:
-        problems.append("iptables does not work here (kube-proxy and the lab's traffic guard need it): install iptables, check nf_tables/ip_tables in the kernel")
+        problems.append("iptables does not work here (kube-proxy and the lab's traffic guard need it): "
+                        "install iptables, check nf_tables/ip_tables in the kernel")
     running = _lab_running(lab_dir)
     if not running:
         busy = sorted(set(ports) & _listening_ports())
         if busy:
-            problems.append(f"port(s) {', '.join(map(str, busy))} already in use by another process: the lab needs them for etcd, the API server, kubelet and kube-proxy")
+            problems.append(f"port(s) {', '.join(map(str, busy))} already in use by another process: "
+                            "the lab needs them for etcd, the API server, kubelet and kube-proxy")
         if subprocess.run("iptables -w -S | grep -q -- '-N KUBE-'", shell=True, check=False).returncode == 0:
-            problems.append("iptables already has KUBE-* chains and no lab runs here: another Kubernetes owns this host; the lab would share and later remove them")
+            problems.append("iptables already has KUBE-* chains and no lab runs here: "
+                            "another Kubernetes owns this host; the lab would share and later remove them")
     print(json.dumps({"problems": problems, "running": running}))
     return 0
 

@@ -15,6 +15,7 @@ import hmac
 import html
 import http.client
 import json
+import math
 import os
 import queue
 import random
@@ -199,7 +200,7 @@ class Env:
             number = float(value)
         except ValueError:
             raise ConfigError(name, value, allowed) from None
-        if number != number or number in (float("inf"), float("-inf")):
+        if not math.isfinite(number):
             raise ConfigError(name, value, allowed)
         if number > hi or number < lo or (lo_exclusive and number == lo):
             raise ConfigError(name, value, allowed)
@@ -607,7 +608,7 @@ class PgConnection:
             if mtype == b"T":
                 count = struct.unpack("!H", body[:2])[0]
                 pos, columns = 2, []
-                for _ in range(count):
+                for _column in range(count):
                     end = body.index(b"\x00", pos)
                     columns.append(body[pos:end].decode("utf-8"))
                     pos = end + 1 + 18
@@ -615,7 +616,7 @@ class PgConnection:
             elif mtype == b"D":
                 count = struct.unpack("!H", body[:2])[0]
                 pos, row = 2, []
-                for _ in range(count):
+                for _column in range(count):
                     length = struct.unpack("!i", body[pos:pos + 4])[0]
                     pos += 4
                     if length < 0:
@@ -718,7 +719,7 @@ class RedisConnection:
             length = int(rest)
             if length < 0:
                 return None
-            return [self._read_reply() for _ in range(length)]
+            return [self._read_reply() for _element in range(length)]
         raise ProtocolError("unknown RESP type %r" % kind)
 
     def close(self):
@@ -882,8 +883,8 @@ class RequestStats:
             for bound, n in zip(BUCKETS + ("+Inf",), counts):
                 cumulative += n
                 le = bound if isinstance(bound, str) else _num(bound)
-                out.append("%s_bucket%s %d" % (name, _labels((("service", svc), ("route", route), ("le", le))),
-                                                cumulative))
+                labels = _labels((("service", svc), ("route", route), ("le", le)))
+                out.append("%s_bucket%s %d" % (name, labels, cumulative))
             out.append("%s_sum%s %s" % (name, _labels((("service", svc), ("route", route))), _num(total)))
             out.append("%s_count%s %d" % (name, _labels((("service", svc), ("route", route))), count))
         if self.errors_name:
@@ -891,8 +892,8 @@ class RequestStats:
             out.append("# TYPE %s counter" % self.errors_name)
             for (route, code), count in requests:
                 if code.isdigit() and int(code) >= 500:
-                    out.append("%s%s %d" % (self.errors_name, _labels((("service", svc), ("route", route),
-                                                                        ("code", code))), count))
+                    labels = _labels((("service", svc), ("route", route), ("code", code)))
+                    out.append("%s%s %d" % (self.errors_name, labels, count))
         out.append("# HELP %s %s" % (self.rate_name, self.rate_help))
         out.append("# TYPE %s gauge" % self.rate_name)
         out.append("%s%s %s" % (self.rate_name, _labels((("service", svc),)), _num(self.error_rate())))
@@ -1217,7 +1218,7 @@ class Service:
         return status, hdrs, data
 
     def upstream_health(self, upstream, base_url, timeout):
-        status, _, data = self.call_upstream(upstream, base_url, "GET", "/health", timeout)
+        status, _headers, data = self.call_upstream(upstream, base_url, "GET", "/health", timeout)
         if status != 200:
             detail = ""
             try:
@@ -1561,8 +1562,8 @@ class BackendApi(Service):
         cfg = self.cfg
         path = "/rank?keyword=" + quote_keyword(keyword)
         try:
-            status, _, body = self.call_upstream("rank-api", cfg.rank_api_url, "GET", path, cfg.rank_api_timeout,
-                                                 {"X-Request-Id": request_id, "Accept": "application/json"})
+            status, _headers, body = self.call_upstream("rank-api", cfg.rank_api_url, "GET", path, cfg.rank_api_timeout,
+                                                        {"X-Request-Id": request_id, "Accept": "application/json"})
         except UpstreamError as exc:
             if exc.outcome == "timeout":
                 LOG.error("rank api timeout after %gs" % cfg.rank_api_timeout, dependency="rank-api",
@@ -1856,8 +1857,8 @@ class Frontend(Service):
 
     def _fetch(self, path, req):
         try:
-            status, _, data = self.call_upstream("api-gateway", self.cfg.gateway_url, "GET", path,
-                                                 self.cfg.upstream_timeout, {"X-Request-Id": req.request_id})
+            status, _headers, data = self.call_upstream("api-gateway", self.cfg.gateway_url, "GET", path,
+                                                        self.cfg.upstream_timeout, {"X-Request-Id": req.request_id})
         except UpstreamError as exc:
             LOG.error("api-gateway %s for %s" % (exc.reason, path), upstream="api-gateway",
                       request_id=req.request_id)
@@ -1941,8 +1942,8 @@ class Worker(Service):
     def _get(self, path):
         headers = {"X-Api-Key": self.cfg.backend_api_key, "X-Request-Id": "worker-" + os.urandom(6).hex()}
         backend = self._backend()
-        status, _, data = self.call_upstream("backend-api", backend, "GET", path, self.cfg.upstream_timeout,
-                                             headers)
+        status, _headers, data = self.call_upstream("backend-api", backend, "GET", path, self.cfg.upstream_timeout,
+                                                    headers)
         if status != 200:
             raise HttpError(status, "backend-api answered HTTP %d for %s via %s: %s" % (
                 status, path.split("?")[0], backend, data[:200].decode("utf-8", "replace").strip()))
@@ -1975,8 +1976,8 @@ class Worker(Service):
                 self._count(self.refresh, "failed")
         if failures:
             self._count(self.cycles, "failed")
-            LOG.error("refresh cycle: %d refreshed, %d failed; first failure: %s" % (ok, len(failures),
-                                                                                    failures[0]))
+            LOG.error("refresh cycle: %d refreshed, %d failed; first failure: %s"
+                      % (ok, len(failures), failures[0]))
         else:
             self._count(self.cycles, "ok")
             self.last_success = time.time()
@@ -2074,8 +2075,8 @@ class Traffic(Service):
             headers["Content-Type"] = "application/json"
         started = time.monotonic()
         try:
-            status, _, _ = self.call_upstream("api-gateway", self.cfg.gateway_url, method, path,
-                                              self.cfg.upstream_timeout, headers, body)
+            status, _headers, _data = self.call_upstream("api-gateway", self.cfg.gateway_url, method, path,
+                                                         self.cfg.upstream_timeout, headers, body)
             code, failed, detail = str(status), status >= 500, "HTTP %d" % status
         except UpstreamError as exc:
             code, failed, detail = exc.outcome, True, exc.reason

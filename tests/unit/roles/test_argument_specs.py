@@ -49,6 +49,6 @@ def test_choices_contain_the_default(role):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_public_variables_carry_the_role_prefix(role):
-    defaults, _ = _load(role)
+    defaults = _load(role)[0]
     prefix = role + "_"
     assert [name for name in defaults if not name.startswith(prefix)] == []

@@ -153,14 +153,14 @@ def parse_metrics(text):
     for line in text[:-1].split("\n"):
         assert line, "blank line in exposition"
         if line.startswith("# HELP "):
-            name, _, help_text = line[7:].partition(" ")
+            name, _sep, help_text = line[7:].partition(" ")
             assert re.fullmatch(_NAME, name) and help_text, line
             assert name not in families, "family %s declared twice" % name
             families[name] = {"help": help_text, "type": None, "samples": []}
             current = name
             continue
         if line.startswith("# TYPE "):
-            name, _, mtype = line[7:].partition(" ")
+            name, _sep, mtype = line[7:].partition(" ")
             assert name == current, "TYPE %s must follow its HELP" % name
             assert mtype in ("counter", "gauge", "histogram"), line
             families[name]["type"] = mtype
@@ -203,9 +203,9 @@ def check_histogram(name, samples):
     for key, entry in series.items():
         buckets = entry["buckets"]
         assert buckets and buckets[-1][0] == "+Inf", "%s%s: last bucket must be +Inf" % (name, key)
-        bounds = [float(le) for le, _ in buckets[:-1]]
+        bounds = [float(le) for le, _count in buckets[:-1]]
         assert bounds == sorted(bounds), "%s: bucket bounds not increasing" % name
-        counts = [v for _, v in buckets]
+        counts = [v for _le, v in buckets]
         assert counts == sorted(counts), "%s%s: buckets not cumulative: %s" % (name, key, counts)
         assert entry["count"] == counts[-1], "%s: _count must equal the +Inf bucket" % name
         assert entry["sum"] is not None and entry["sum"] >= 0, "%s: _sum missing" % name
@@ -249,8 +249,8 @@ class ServiceProc:
             if self.proc.poll() is not None:
                 if retry_bind and self.proc.returncode == 1 and "cannot listen" in self.stdout():
                     return False  # the free port was taken meanwhile: try another one
-                raise AssertionError("%s exited with %s:\n%s\n%s" % (self.role, self.proc.returncode,
-                                                                    self.stdout(), self.stderr()))
+                raise AssertionError("%s exited with %s:\n%s\n%s"
+                                     % (self.role, self.proc.returncode, self.stdout(), self.stderr()))
             try:
                 livez = http("GET", self.url + "/livez", timeout=5)
                 if livez.status == 200 and livez.json().get("pid") == self.proc.pid:
@@ -342,8 +342,8 @@ class Spawner:
                 problems.append(str(exc))
                 continue
             if rc != proc.expected_rc:
-                problems.append("%s exited %s (expected %s)\n%s" % (proc.role, rc, proc.expected_rc,
-                                                                  proc.stderr()[-2000:]))
+                problems.append("%s exited %s (expected %s)\n%s"
+                                % (proc.role, rc, proc.expected_rc, proc.stderr()[-2000:]))
             elif proc.stderr().strip():
                 problems.append("%s wrote to stderr:\n%s" % (proc.role, proc.stderr()[-2000:]))
         assert not problems, "\n".join(problems)
@@ -368,7 +368,7 @@ def run_config(env, args=(), timeout=30):
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     full.update({k: str(v) for k, v in env.items() if v is not None})
     proc = subprocess.run([PYTHON, str(SERVICE), *args], env=full, capture_output=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
     return proc.returncode, proc.stdout.decode("utf-8").splitlines(), proc.stderr.decode("utf-8")
 
 
@@ -420,7 +420,7 @@ def _resp_read(reader):
         return None if n < 0 else reader.read(n + 2)[:-2]
     if kind == b"*":
         n = int(rest)
-        return None if n < 0 else [_resp_read(reader) for _ in range(n)]
+        return None if n < 0 else [_resp_read(reader) for _element in range(n)]
     raise AssertionError("bad RESP reply %r" % line)
 
 
@@ -504,7 +504,7 @@ def _pg_bindir():
             return path
     pg_config = shutil.which("pg_config")
     if pg_config:
-        path = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True).stdout.strip()
+        path = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False).stdout.strip()
         if os.access(os.path.join(path, "postgres"), os.X_OK):
             return path
     return None
@@ -593,7 +593,7 @@ class PgServer:
         env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5")
         proc = subprocess.run([PSQL, "-h", LOCAL, "-p", str(self.port), "-U", user, "-d", db, "-At", "-X",
                                "-v", "ON_ERROR_STOP=1", "-c", sql],
-                              env=env, capture_output=True, text=True, timeout=60)
+                              env=env, capture_output=True, text=True, timeout=60, check=False)
         if proc.returncode != 0:
             raise RuntimeError("psql failed: %s" % proc.stderr.strip())
         return proc.stdout.strip()

@@ -53,15 +53,15 @@ def test_error_share_is_roughly_the_configured_share(spawn):
 
 def test_error_share_one_and_zero(spawn):
     always = spawn("rank-api", {"SEO_FAULT_ERROR_SHARE": "1"})
-    assert [rank(always).status for _ in range(10)] == [500] * 10
+    assert [rank(always).status for _request in range(10)] == [500] * 10
     never = spawn("rank-api", {"SEO_FAULT_ERROR_SHARE": "0"})
-    assert [rank(never).status for _ in range(30)] == [200] * 30
+    assert [rank(never).status for _request in range(30)] == [200] * 30
     assert never.errors() == []
 
 
 def test_latency_is_added_to_application_requests(spawn):
     proc = spawn("rank-api", {"SEO_FAULT_LATENCY_MS": "400"})
-    for _ in range(3):
+    for _request in range(3):
         resp = rank(proc)
         assert resp.status == 200 and resp.elapsed >= 0.4
     metrics = proc.metrics()
@@ -139,6 +139,6 @@ def test_startup_memory_is_allocated_and_held(spawn):
 
 def test_faults_are_not_applied_to_probes(spawn):
     proc = spawn("rank-api", {"SEO_FAULT_ERROR_SHARE": "1", "SEO_FAULT_RACE": "true"})
-    assert [proc.get("/health").status for _ in range(5)] == [200] * 5
+    assert [proc.get("/health").status for _request in range(5)] == [200] * 5
     assert proc.get("/metrics").status == 200
     assert proc.metrics().value("seo_error_rate", service="rank-api") == 0.0

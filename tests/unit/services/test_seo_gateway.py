@@ -71,7 +71,7 @@ def test_round_robin_over_backends(spawn, pg_server, redis_server, rank_api, tmp
     env = backend_env(pg_server, redis_server, rank_api.url, db)
     one, two = spawn("backend-api", env), spawn("backend-api", env)
     gw = spawn("api-gateway", gateway_env([one.url, two.url], tmp_path / "data"))
-    upstreams = [gw.get("/api/keywords").headers["x-upstream"] for _ in range(6)]
+    upstreams = [gw.get("/api/keywords").headers["x-upstream"] for _request in range(6)]
     assert upstreams == [one.url, two.url] * 3
     for proc in (one, two):
         assert proc.metrics().total("seo_http_requests_total", route="/api/keywords", code="200") == 3
@@ -128,7 +128,7 @@ def test_rate_limit(spawn, backend, tmp_path, status):
     if status:
         env["SEO_RATE_LIMIT_STATUS"] = status
     gw = spawn("api-gateway", env)
-    codes = [gw.get("/api/keywords").status for _ in range(10)]
+    codes = [gw.get("/api/keywords").status for _request in range(10)]
     limited = int(status or 503)
     assert codes[0] == 200
     assert codes.count(limited) >= 5, codes
@@ -138,7 +138,7 @@ def test_rate_limit(spawn, backend, tmp_path, status):
 
 
 def test_no_rate_limit_by_default(gateway):
-    codes = [gateway.get("/api/keywords").status for _ in range(15)]
+    codes = [gateway.get("/api/keywords").status for _request in range(15)]
     assert codes == [200] * 15
 
 
@@ -195,7 +195,7 @@ def test_cache_poison_persists_until_flushdb(spawn, backend, own_redis, tmp_path
     assert bad.stop() == 0
 
     good = spawn("api-gateway", env)  # the rolled-back version
-    for _ in range(3):
+    for _request in range(3):
         assert good.get(kw_path(keyword)).status == 500
     assert good.wait_log("corrupt cache entry")
     assert good.get(kw_path("other keyword")).status == 200  # only poisoned keys fail
@@ -241,7 +241,7 @@ def test_journal_rotates(seo, tmp_path, monkeypatch):
     class FakeRequest:
         request_id, method, path, client = "r", "GET", "/api/keywords", "127.0.0.1"
 
-    for _ in range(30):
+    for _request in range(30):
         gw.write_journal(FakeRequest(), "keywords")
     assert (tmp_path / "requests.log.1").stat().st_size > 1000
     assert (tmp_path / "requests.log").stat().st_size <= 1000 + 200

@@ -130,7 +130,7 @@ def test_pool_reuses_and_recovers_after_restart(seo, own_redis):
         return conn
 
     pool = seo.Pool(factory)
-    for _ in range(5):
+    for _call in range(5):
         assert pool.run(lambda c: c.command("PING")) == "PONG"
     assert len(made) == 1
     own_redis.stop()

@@ -48,14 +48,14 @@ def test_metrics_format_and_families(backend, gateway):
         assert fams["seo_error_rate"]["type"] == "gauge"
         assert fams["seo_upstream_requests_total"]["type"] == "counter"
         assert fams["seo_process_resident_memory_bytes"]["type"] == "gauge"
-        for name, labels, _ in metrics.samples("seo_http_requests_total"):
+        for name, labels, _value in metrics.samples("seo_http_requests_total"):
             assert set(labels) == {"service", "route", "code"} and labels["service"] == proc.role
             assert "%20" not in labels["route"] and "metrics keyword" not in labels["route"]
-        routes = {labels["route"] for _, labels, _ in metrics.samples("seo_http_requests_total")}
+        routes = {labels["route"] for _name, labels, _value in metrics.samples("seo_http_requests_total")}
         assert "/api/keywords/{keyword}/rank" in routes
-        for _, labels, _ in metrics.samples("seo_upstream_requests_total"):
+        for _name, labels, _value in metrics.samples("seo_upstream_requests_total"):
             assert labels["outcome"] in ("ok", "http_4xx", "http_5xx", "timeout", "refused", "error")
-        buckets = [l["le"] for _, l, _ in metrics.samples("seo_http_request_duration_seconds_bucket")
+        buckets = [l["le"] for _name, l, _value in metrics.samples("seo_http_request_duration_seconds_bucket")
                    if l["route"] == "/api/keywords/{keyword}/rank"]
         assert buckets[-1] == "+Inf" and len(buckets) >= 5
         assert 0 < metrics.value("seo_process_resident_memory_bytes", service=proc.role)
@@ -81,7 +81,7 @@ def test_error_rate_is_the_5xx_share_of_application_requests(spawn):
         assert proc.get("/rank?keyword=good%d" % i).status == 200
         assert proc.get("/rank?keyword=bad%d" % i).status == 500
     assert proc.get("/rank").status == 400  # 4xx counts as a request, not as an error
-    for _ in range(5):
+    for _round in range(5):
         proc.get("/health")
         proc.get("/metrics")
     metrics = proc.metrics()
@@ -96,7 +96,7 @@ def test_unmatched_paths_use_a_fixed_route_label(spawn):
     for i in range(3):
         assert proc.get("/random/path/%d" % i).status == 404
     assert proc.post("/rank", {"x": 1}).status == 405
-    routes = {l["route"] for _, l, _ in proc.metrics().samples("seo_http_requests_total")}
+    routes = {l["route"] for _name, l, _value in proc.metrics().samples("seo_http_requests_total")}
     assert "unmatched" in routes and not any(r.startswith("/random") for r in routes)
 
 
@@ -194,7 +194,7 @@ def test_traffic_sends_a_steady_mix(spawn, gateway):
     wait_metrics(traffic, lambda m: m.total("seo_client_requests_total") >= 40, "40 traffic requests")
     assert traffic.stop() == 0
     assert gateway.metrics().total("seo_http_requests_total") - before >= 40
-    routes = {l["route"] for _, l, _ in gateway.metrics().samples("seo_http_requests_total")}
+    routes = {l["route"] for _name, l, _value in gateway.metrics().samples("seo_http_requests_total")}
     assert {"/api/keywords/{keyword}/rank", "/api/keywords"} <= routes
     log = traffic.stdout()
     assert "sending traffic" in log and "stopped" in log
