@@ -128,3 +128,11 @@ def test_trainee_actions_reach_the_audit_log(admin, lab, scratch_namespace):
     from datetime import datetime
     stamp = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
     assert marker_started - 5 <= stamp <= time.time() + 5
+
+
+def test_rerunning_the_lab_playbook_changes_nothing(lab):
+    from playbook import run_playbook
+    result = run_playbook("lab.yml", "lab_state=present")
+    assert result.returncode == 0, result.stdout[-3000:]
+    recap = [line for line in result.stdout.splitlines() if line.startswith("localhost")][-1]
+    assert "changed=0" in recap and "failed=0" in recap, recap

@@ -1,0 +1,454 @@
+"""Run real drills on the lab and observe them from the outside (kubectl, Prometheus).
+
+Shared by tests/integration/drills (pytest) and scripts/bench_drills.py. A drill runs as
+``ansible-playbook drill-<scenario>.yml`` in a namespace of its own; while it runs, a
+monitor polls the cluster with kubectl (not through the drill's modules) for the fault's
+symptom (the catalog's detect spec, evaluated on kubectl's view) and for the seed alert
+in Prometheus. Afterwards every touched object is compared with the snapshot the drill
+took, and the namespace's steady state is checked.
+
+Several namespaces run faults side by side (``run_pool``): CI has 90 minutes for
+everything, the 24 faults take 1.5 to 6 minutes each.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent
+LAB_DIR = Path(os.environ.get("OPSDRILL_LAB_DIR", "/var/lib/opsdrill-lab"))
+VENV_BIN = REPO / ".venv" / "bin"
+SEED_ALERTS = ("ServiceDown", "HighErrorRate")
+
+
+def _collection_path():
+    """Make ``ansible_collections.opsdrill.drills`` importable (the repo is the collection)."""
+    base = Path(tempfile.gettempdir()) / "opsdrill-drill-tests" / "collections"
+    link = base / "ansible_collections" / "opsdrill" / "drills"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(REPO)
+        except FileExistsError:
+            pass
+    if str(base) not in sys.path:
+        sys.path.insert(0, str(base))
+    module = sys.modules.get("ansible_collections")
+    if module is not None and hasattr(module, "__path__"):
+        extra = str(base / "ansible_collections")
+        if extra not in list(module.__path__):
+            module.__path__.append(extra)
+
+
+_collection_path()
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils import detect  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import ApiError  # noqa: E402
+
+
+def fault_keys():
+    """Every catalog fault, ``scenario/variant/name``."""
+    return catalog.load().keys()
+
+
+def lab_info():
+    path = LAB_DIR / "lab.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# --------------------------------------------------------------------------------------
+# kubectl as the client of detect.ClusterView
+
+class KubectlClient:
+    """The few k8s_rest.Client calls ClusterView makes, answered by kubectl."""
+
+    def __init__(self, kubectl, kubeconfig):
+        self.kubectl = kubectl
+        self.kubeconfig = kubeconfig
+
+    def _run(self, *args, timeout=30):
+        return subprocess.run([self.kubectl, "--kubeconfig", self.kubeconfig, *args], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+
+    def get_or_none(self, kind, name, namespace=None):
+        proc = self._run("get", kind, name, "-n", namespace, "-o", "json")
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise ApiError(0, "kubectl", proc.stderr.strip())
+        return json.loads(proc.stdout)
+
+    def list(self, kind, namespace=None, label_selector=None, field_selector=None):
+        args = ["get", {"EndpointSlice": "endpointslices.discovery.k8s.io", "Event": "events"}.get(kind, kind),
+                "-n", namespace, "-o", "json"]
+        if label_selector:
+            args += ["-l", label_selector]
+        if field_selector:
+            args += ["--field-selector", field_selector]
+        proc = self._run(*args)
+        if proc.returncode != 0:
+            raise ApiError(0, "kubectl", proc.stderr.strip())
+        return json.loads(proc.stdout).get("items") or []
+
+    def request(self, method, path, body=None, query=None, raw=False, **_kw):
+        assert method == "GET"
+        if query:
+            path += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        proc = self._run("get", "--raw", path)
+        if proc.returncode != 0:
+            raise ApiError(404 if "NotFound" in proc.stderr else 0, "kubectl", proc.stderr.strip())
+        return proc.stdout if raw else json.loads(proc.stdout or "{}")
+
+
+# --------------------------------------------------------------------------------------
+# one drill
+
+@dataclass
+class DrillResult:
+    key: str
+    namespace: str
+    drill_id: str
+    rc: int = -1
+    wall_s: float = 0.0
+    inject_latency_s: float | None = None
+    symptom_s: float | None = None            # seen by this monitor (kubectl)
+    symptom_engine_s: float | None = None     # symptom_observed in the timeline
+    symptom_within_s: int | None = None
+    alert_s: float | None = None              # firing in Prometheus, seen by this monitor
+    alert_engine_s: float | None = None
+    alert_within_s: int | None = None
+    rollback_s: float | None = None           # rollback_started -> rollback_finished
+    rollback_to_steady_s: float | None = None # rollback_started -> steady state (timeline)
+    verify: str | None = None
+    differences: list = field(default_factory=list)
+    leftovers: list = field(default_factory=list)
+    steady_problems: list = field(default_factory=list)
+    failure: str | None = None
+    events: list = field(default_factory=list)
+    log: str = ""
+
+    def ok(self):
+        return (self.rc == 0 and self.symptom_s is not None and self.alert_s is not None
+                and self.verify == "verify_passed" and not self.differences and not self.leftovers
+                and not self.steady_problems)
+
+    def row(self):
+        data = asdict(self)
+        data.pop("events")
+        return data
+
+
+def _timeline(artifacts_dir):
+    path = Path(artifacts_dir) / "timeline.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def _first(events, name, by=None):
+    for event in events:
+        if event["event"] == name and (by is None or (event.get("data") or {}).get("by") == by):
+            return event
+    return None
+
+
+class DrillRunner:
+    """Runs one fault in one namespace and watches it."""
+
+    def __init__(self, key, namespace, lab, output_dir, response_window_s=0, poll_s=2.0,
+                 extra_vars=None, log=print):
+        self.key = key
+        self.scenario, self.variant, self.fault = key.split("/")
+        self.namespace = namespace
+        self.lab = lab
+        self.kubeconfig = os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"])
+        self.client = KubectlClient(lab["kubectl"], self.kubeconfig)
+        self.entry = catalog.lookup(self.scenario, self.variant, self.fault)
+        self.output_dir = Path(output_dir)
+        self.response_window_s = response_window_s
+        self.poll_s = poll_s
+        self.extra_vars = extra_vars or {}
+        self.say = log
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.drill_id = "%s-%s-%s" % (namespace, self.fault.replace("_", "-"), stamp)
+        self.artifacts_base = self.output_dir / "artifacts"
+        self.artifacts_dir = self.artifacts_base / self.drill_id
+
+    # -- what the monitor sees ----------------------------------------------------------
+    def _alert_firing(self, alert):
+        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
+        return view.alert_state(alert) == "firing"
+
+    def _symptom(self, since, baseline):
+        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090", since, baseline)
+        met, _detail = detect.evaluate(self.entry["symptom"]["detect"], view)
+        return met
+
+    def _restart_baseline(self):
+        try:
+            return detect.restart_counts(self.client.list("Pod", self.namespace))
+        except ApiError:
+            return {}
+
+    # -- the run ------------------------------------------------------------------------
+    def command(self):
+        playbook = "drill-outage.yml" if self.scenario == "outage" else "drill-error-spike.yml"
+        argv = [str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook",
+                playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
+                "-e", "fault=%s" % self.fault, "-e", "response_window_s=%d" % self.response_window_s,
+                "-e", "drill_id=%s" % self.drill_id, "-e", "drill_artifacts_base=%s" % self.artifacts_base]
+        for name, value in self.extra_vars.items():
+            argv += ["-e", "%s=%s" % (name, value)]
+        return argv
+
+    def run(self):
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        result = DrillResult(self.key, self.namespace, self.drill_id,
+                             symptom_within_s=self.entry["symptom"]["within_s"],
+                             alert_within_s=self.entry["alert_within_s"])
+        log_path = self.output_dir / ("%s.log" % self.drill_id)
+        times_path = self.output_dir / ("%s.tasks.jsonl" % self.drill_id)
+        result.log = str(log_path)
+        env = dict(os.environ,
+                   ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+                   ANSIBLE_CALLBACKS_ENABLED="opsdrill.drills.drill_scorecard,opsdrill_task_times",
+                   ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
+                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
+                   OPSDRILL_TASK_TIMES=str(times_path))
+        if os.environ.get("OPSDRILL_KUBECONFIG"):
+            env["K8S_AUTH_KUBECONFIG"] = os.environ["OPSDRILL_KUBECONFIG"]
+        started = time.time()
+        self.say("[%s] %s: starting drill %s" % (self.namespace, self.key, self.drill_id))
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(self.command(), cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
+            baseline, injected, watching = None, None, True
+            while proc.poll() is None:
+                events = _timeline(self.artifacts_dir)
+                names = [e["event"] for e in events]
+                if baseline is None and "snapshot_taken" in names:
+                    baseline = self._restart_baseline()
+                if injected is None and "fault_injected" in names:
+                    injected = _first(events, "fault_injected")["epoch"]
+                if "rollback_finished" in names:
+                    watching = False  # the fault is gone from here on
+                if injected is not None and watching:
+                    now = time.time()
+                    try:
+                        if result.symptom_s is None and self._symptom(injected, baseline or {}):
+                            result.symptom_s = round(now - injected, 1)
+                            self.say("[%s] %s: symptom seen after %.1f s" % (self.namespace, self.key, result.symptom_s))
+                        if result.alert_s is None and self._alert_firing(self.entry["alert"]):
+                            result.alert_s = round(now - injected, 1)
+                            self.say("[%s] %s: %s firing after %.1f s" % (self.namespace, self.key,
+                                                                         self.entry["alert"], result.alert_s))
+                    except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
+                        self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
+                time.sleep(self.poll_s)
+            result.rc = proc.returncode
+        result.wall_s = round(time.time() - started, 1)
+        self._collect(result, times_path)
+        self._check_cluster(result)
+        self.say("[%s] %s: rc=%d %s in %.0f s (symptom %s s, alert %s s, rollback->steady %s s)%s"
+                 % (self.namespace, self.key, result.rc, result.verify, result.wall_s, result.symptom_s,
+                    result.alert_s, result.rollback_to_steady_s,
+                    (" FAILURE: " + result.failure) if result.failure else ""))
+        return result
+
+    def _collect(self, result, times_path):
+        events = _timeline(self.artifacts_dir)
+        result.events = events
+        injected = _first(events, "fault_injected")
+        if injected and times_path.exists():
+            starts = [json.loads(line) for line in times_path.read_text().splitlines() if line.strip()]
+            task = [t for t in starts if t["task"].endswith("Inject the fault") and t["event"] == "start"]
+            if task:
+                result.inject_latency_s = round(injected["epoch"] - task[-1]["epoch"], 3)
+        for name, attr in (("symptom_observed", "symptom_engine_s"), ("alert_firing", "alert_engine_s")):
+            event = _first(events, name)
+            if event and injected:
+                setattr(result, attr, round(event["epoch"] - injected["epoch"], 1))
+        started = _first(events, "rollback_started")
+        finished = _first(events, "rollback_finished")
+        steady = _first(events, "steady_state_restored", by="rollback")
+        if started and finished:
+            result.rollback_s = round(finished["epoch"] - started["epoch"], 1)
+        if started and steady:
+            result.rollback_to_steady_s = round(steady["epoch"] - started["epoch"], 1)
+        verdict = [e["event"] for e in events if e["event"] in ("verify_passed", "verify_failed")]
+        result.verify = verdict[-1] if verdict else None
+        failed = _first(events, "drill_failed")
+        if failed:
+            result.failure = "%s: %s" % (failed["data"].get("phase"), failed["data"].get("error"))
+
+    def _check_cluster(self, result):
+        """From the cluster itself: every touched object equals its snapshot, nothing the
+        fault created or the drill armed is left, and the steady state is back."""
+        state_file = self.artifacts_dir / "drill-state.json"
+        if state_file.exists():
+            local = json.loads(state_file.read_text())
+            objects = local["snapshot"]
+            live = {snapshot.ref_of(o): self.client.get_or_none(o["kind"], o["metadata"]["name"], self.namespace)
+                    for o in objects}
+            result.differences = snapshot.diff(objects, live)
+            for ref in local["state"].get("created") or []:
+                kind, name = ref.split("/", 1)
+                obj = self.client.get_or_none(kind, name, self.namespace)
+                if obj is not None and not obj["metadata"].get("deletionTimestamp"):
+                    result.leftovers.append("%s (created by the fault)" % ref)
+        for kind, name in (("ConfigMap", "opsdrill-drill-state"), ("Secret", "opsdrill-drill-state"),
+                           ("Lease", "opsdrill-drill"), ("Job", "opsdrill-deadman"),
+                           ("ConfigMap", "opsdrill-deadman-code")):
+            obj = self.client.get_or_none(kind, name, self.namespace)
+            if obj is not None and not obj["metadata"].get("deletionTimestamp"):
+                result.leftovers.append("%s/%s" % (kind, name))
+        deadline = time.time() + 90
+        while True:
+            result.steady_problems = steady_problems(self.client, self.namespace)
+            if not result.steady_problems or time.time() > deadline:
+                break
+            time.sleep(3)
+
+
+def steady_problems(client, namespace):
+    """Deployments not available or alerts firing, seen by kubectl and Prometheus."""
+    problems = []
+    for dep in client.list("Deployment", namespace, label_selector="app.kubernetes.io/part-of=opsdrill-seo-tool"):
+        spec, status = dep.get("spec") or {}, dep.get("status") or {}
+        wanted = spec.get("replicas", 1)
+        if (status.get("availableReplicas") or 0) < wanted or (status.get("updatedReplicas") or 0) < wanted:
+            problems.append("Deployment/%s: %s/%s available" % (dep["metadata"]["name"], status.get("availableReplicas"), wanted))
+    view = detect.ClusterView(client, namespace, "prometheus:9090")
+    for alert in SEED_ALERTS:
+        state = view.alert_state(alert)
+        if state == "firing":
+            problems.append("alert %s firing" % alert)
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# namespaces and the pool
+
+def setup_namespace(namespace, output_dir, log=print):
+    """Deploy the stack into ``namespace`` (setup.yml; idempotent)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with open(output_dir / ("setup-%s.log" % namespace), "w") as out:
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "setup.yml", "-e", "drill_namespace=%s" % namespace],
+                              cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT,
+                              env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), check=False)
+    log("[%s] setup.yml rc=%d in %.0f s" % (namespace, proc.returncode, time.time() - started))
+    return proc.returncode
+
+
+def delete_namespace(lab, namespace):
+    kubeconfig = os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"])
+    subprocess.run([lab["kubectl"], "--kubeconfig", kubeconfig, "delete", "namespace", namespace, "--wait=false",
+                    "--ignore-not-found"], capture_output=True, check=False)
+
+
+class Pool:
+    """Runs faults in several namespaces side by side, one fault per namespace at a time.
+
+    ``result(key)`` blocks until that fault's drill has run."""
+
+    def __init__(self, keys, namespaces, lab, output_dir, response_window_s=0, setup=True, log=print):
+        self.keys = list(keys)
+        self.namespaces = list(namespaces)
+        self.lab = lab
+        self.output_dir = Path(output_dir)
+        self.response_window_s = response_window_s
+        self.setup = setup
+        self.say = log
+        self.results = {}
+        self.done = {key: threading.Event() for key in self.keys}
+        self.setup_rc = {}
+        self._queue = queue.Queue()
+        for key in self.keys:
+            self._queue.put(key)
+        self._threads = []
+
+    def start(self):
+        for namespace in self.namespaces:
+            thread = threading.Thread(target=self._worker, args=(namespace,), daemon=True, name="drills-" + namespace)
+            thread.start()
+            self._threads.append(thread)
+        threading.Thread(target=self.wait, daemon=True, name="drills-finisher").start()
+        return self
+
+    def _worker(self, namespace):
+        if self.setup:
+            self.setup_rc[namespace] = setup_namespace(namespace, self.output_dir, self.say)
+            if self.setup_rc[namespace] != 0:
+                self.say("[%s] setup failed: this namespace runs no drill" % namespace)
+                return
+        while True:
+            try:
+                key = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                runner = DrillRunner(key, namespace, self.lab, self.output_dir, self.response_window_s, log=self.say)
+                self.results[key] = runner.run()
+            except Exception as exc:  # report, never hang the waiting test
+                self.results[key] = DrillResult(key, namespace, "", failure="harness error: %r" % exc)
+            finally:
+                self.done[key].set()
+                with open(self.output_dir / "results.jsonl", "a") as out:
+                    out.write(json.dumps(self.results[key].row()) + "\n")
+
+    def result(self, key, timeout=None):
+        if not self.done[key].wait(timeout):
+            return None
+        return self.results.get(key)
+
+    def wait(self):
+        for thread in self._threads:
+            thread.join()
+        for key in self.keys:  # namespaces whose setup failed left keys behind
+            if key not in self.results:
+                self.results[key] = DrillResult(key, "", "", failure="no namespace could run it (setup failed)")
+                self.done[key].set()
+
+
+def namespaces_for(parallel):
+    """Namespaces to use: $OPSDRILL_DRILL_NAMESPACES (comma list, kept) or opsdrill-drill-<n>."""
+    given = [n.strip() for n in os.environ.get("OPSDRILL_DRILL_NAMESPACES", "").split(",") if n.strip()]
+    if given:
+        return given, False
+    return ["opsdrill-drill-%d" % (i + 1) for i in range(max(1, parallel))], True
+
+
+def markdown_table(results):
+    head = ("| fault | namespace | rc | inject latency s | symptom s (within) | alert s (within) | "
+            "rollback s | rollback->steady s | wall s | verify | notes |")
+    lines = [head, "|" + "---|" * 11]
+    for r in results:
+        notes = "; ".join(([r.failure] if r.failure else []) + r.differences[:3] + r.leftovers + r.steady_problems)
+        lines.append("| %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s | %s | %s |" % (
+            r.key, r.namespace, r.rc, r.inject_latency_s, r.symptom_s, r.symptom_within_s, r.alert_s,
+            r.alert_within_s, r.rollback_s, r.rollback_to_steady_s, r.wall_s, r.verify or "-",
+            notes.replace("|", "/")[:300]))
+    return "\n".join(lines) + "\n"
+
+
+def which_kubectl(lab):
+    return lab.get("kubectl") or shutil.which("kubectl")

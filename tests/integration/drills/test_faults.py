@@ -1,0 +1,46 @@
+"""Every catalog fault, for real: the symptom shows within its documented time, the seed
+alert fires, and after the rollback every touched object equals its snapshot and the
+steady state is back. Seen from the cluster and Prometheus (kubectl), not only from the
+drill's own report.
+
+    pytest tests/integration/drills -k memory_limits
+    OPSDRILL_DRILL_PARALLEL=3 pytest tests/integration/drills/test_faults.py
+"""
+import pytest
+
+import drill_runner
+
+pytestmark = pytest.mark.drill
+
+KEYS = drill_runner.fault_keys()
+# The monitor polls kubectl every 2 s, one check takes a few seconds: it may see the
+# symptom a little after the drill did.
+MONITOR_SLACK_S = 15
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path) as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@pytest.mark.parametrize("key", KEYS, ids=[k.replace("/", "-") for k in KEYS])
+def test_fault(drill_pool, key):
+    result = drill_pool.result(key, timeout=3600)
+    assert result is not None, "the drill of %s did not finish within an hour" % key
+    context = "%s in %s (drill %s, log %s)" % (key, result.namespace, result.drill_id, result.log)
+    assert result.rc == 0, "%s: ansible-playbook failed: %s\n%s" % (context, result.failure, _tail(result.log))
+    assert result.symptom_engine_s is not None and result.symptom_engine_s <= result.symptom_within_s, \
+        "%s: the drill saw the symptom after %s s (documented: %s s)" % (context, result.symptom_engine_s, result.symptom_within_s)
+    assert result.symptom_s is not None and result.symptom_s <= result.symptom_within_s + MONITOR_SLACK_S, \
+        "%s: kubectl/Prometheus showed the symptom after %s s (documented: %s s)" % (context, result.symptom_s, result.symptom_within_s)
+    assert result.alert_s is not None and result.alert_s <= result.alert_within_s + MONITOR_SLACK_S, \
+        "%s: Prometheus showed the seed alert firing after %s s (documented: %s s)" % (context, result.alert_s, result.alert_within_s)
+    assert result.verify == "verify_passed", "%s: %s" % (context, result.verify)
+    assert result.differences == [], "%s: objects differ from their snapshot after the rollback:\n  %s" % (
+        context, "\n  ".join(result.differences))
+    assert result.leftovers == [], "%s: left behind: %s" % (context, ", ".join(result.leftovers))
+    assert result.steady_problems == [], "%s: no steady state after the rollback: %s" % (
+        context, "; ".join(result.steady_problems))

@@ -1,0 +1,139 @@
+"""The dead-man's switch objects, the controller watchdog and the deploy repository."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
+from ansible_collections.opsdrill.drills.plugins.module_utils import deadman
+from ansible_collections.opsdrill.drills.plugins.module_utils import deploy_repo
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine
+from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog
+
+NS = "seo-tool"
+
+
+def test_manifests_run_the_restore_code_on_a_stock_image():
+    objects = deadman.manifests(NS, "seo-tool-20261122T173000Z", 1795370400, "localhost/opsdrill/python:3.11",
+                                "Never", now=1795368600)
+    kinds = [o["kind"] for o in objects]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Job"]
+    code = objects[3]["data"]
+    assert set(code) == {"restore.py", "snapshot.py", "k8s_rest.py"}
+    job = objects[4]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "localhost/opsdrill/python:3.11" and container["imagePullPolicy"] == "Never"
+    assert container["command"][:2] == ["python3", "/opsdrill/restore.py"]
+    assert container["command"][container["command"].index("--deadline") + 1] == "1795370400"
+    assert pod["serviceAccountName"] == "opsdrill-deadman" and pod["restartPolicy"] == "OnFailure"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert job["spec"]["activeDeadlineSeconds"] == 1800 + 1800
+    resources = {r for rule in objects[1]["rules"] for r in rule["resources"]}
+    assert {"deployments", "secrets", "configmaps", "services", "pods", "pods/log", "leases",
+            "deployments/scale", "persistentvolumeclaims"} <= resources
+    assert objects[0]["metadata"]["labels"]["opsdrill.io/drill-id"] == "seo-tool-20261122T173000Z"
+
+
+def test_every_snapshotted_kind_is_covered_by_the_role():
+    resources = {r for rule in deadman.RULES for r in rule["resources"]}
+    plural = {"Deployment": "deployments", "Service": "services", "Secret": "secrets",
+              "ConfigMap": "configmaps", "PersistentVolumeClaim": "persistentvolumeclaims",
+              "StatefulSet": "statefulsets", "DaemonSet": "daemonsets", "ServiceAccount": "serviceaccounts"}
+    for entry in catalog.load().entries():
+        for item in entry["touches"]:
+            assert plural[item["kind"]] in resources, (entry["name"], item)
+
+
+def test_controller_pid_finds_the_ansible_playbook_ancestor(tmp_path):
+    script = tmp_path / "ansible-playbook"
+    script.write_text("import sys, subprocess\n"
+                      "print(subprocess.run([sys.executable, '-c', %r], capture_output=True, text=True).stdout)\n"
+                      % ("import sys; sys.path.insert(0, %r); import deadman_probe" % str(tmp_path)))
+    (tmp_path / "deadman_probe.py").write_text(
+        "import os, sys\n"
+        "sys.path[:0] = %r\n"
+        "from ansible_collections.opsdrill.drills.plugins.module_utils import deadman\n"
+        "print(deadman.controller_pid(), os.getppid())\n" % (sys.path,))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == out[1], "the parent running 'ansible-playbook' is found"
+
+
+def test_watchdog_sources_are_complete(tmp_path):
+    sources = deadman.watchdog_sources()
+    assert set(deadman.WATCHDOG_FILES) <= set(sources)
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "watchdog.py"), "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "--pid" in proc.stdout, proc.stderr
+
+
+def test_watchdog_helpers():
+    assert watchdog.process_alive(os.getpid())
+    assert not watchdog.process_alive(os.getpid(), start=-1)
+    assert watchdog.still_ours({"drill_id": "d1", "armed": True}, "d1")
+    assert not watchdog.still_ours({"drill_id": "d1", "armed": False}, "d1")
+    assert not watchdog.still_ours({"drill_id": "d2", "armed": True}, "d1")
+    assert not watchdog.still_ours(None, "d1")
+
+
+def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypatch):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    drill = {"drill_id": "d1", "scenario": "outage", "variant": "resources", "fault": "memory_limits",
+             "namespace": NS}
+    engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
+    engine.inject(api, NS, entry, drill, sleep=lambda s: None)
+    api.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "opsdrill-drill"},
+                "spec": {"holderIdentity": "d1"}})
+    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    monkeypatch.setattr(deadman, "remove", lambda client, ns: ["Job/opsdrill-deadman"])
+
+    class Args:
+        pid = 999999
+        namespace = NS
+        drill_id = "d1"
+        artifacts_dir = str(tmp_path)
+
+    (tmp_path / "timeline.jsonl").write_text(json.dumps({"event": "response_window_started"}) + "\n")
+    state = watchdog.read_state(api, NS)
+    assert watchdog.interrupted(api, Args, state) == 0
+    assert engine.verify(api, NS) == []
+    assert api.get_or_none("Lease", "opsdrill-drill") is None
+    events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events][1:] == ["response_window_ended", "drill_failed", "rollback_started",
+                                                 "rollback_finished", "deadman_disarmed", "drill_finished"]
+    assert events[1]["data"]["reason"] == "interrupted"
+    assert watchdog.read_state(api, NS)["armed"] is False
+
+
+def _git(path, *args):
+    return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(not deploy_repo.shutil.which("git"), reason="git missing")
+def test_deploy_repo_release_and_revert(api, tmp_path):
+    entry = catalog.lookup("error_spike", "code", "logic_errors")
+    assert deploy_repo.release_steps(entry) == [("Deployment/api-gateway",
+                                                 "api-gateway: release 1.5.0 (response cache v2, rank weighting)")]
+    live, ops = engine.prepare(api, NS, entry, {"drill_id": "d1"})
+    repo = deploy_repo.DeployRepo(tmp_path / "repo")
+    after = [op["object"] for op in ops if op["op"] == "replace"][0]
+    commits = repo.record_release("Deployment/api-gateway", live["Deployment/api-gateway"], after,
+                                  "api-gateway: release 1.5.0 (response cache v2, rank weighting)")
+    assert len(commits) == 2
+    log = _git(tmp_path / "repo", "log", "-p", "--format=%s", "services/api-gateway")
+    assert "api-gateway: release 1.5.0" in log and "+          value: '0.25'" in log
+    assert "namespace:" not in _git(tmp_path / "repo", "show", "HEAD:services/api-gateway/deployment.yaml")
+    revert = repo.record_revert("Deployment/api-gateway", live["Deployment/api-gateway"],
+                                "api-gateway: release 1.5.0 (response cache v2, rank weighting)")
+    assert revert
+    assert _git(tmp_path / "repo", "log", "-1", "--format=%s").startswith('Revert "api-gateway: release 1.5.0')
+    assert repo.record_revert("Deployment/api-gateway", live["Deployment/api-gateway"], "x") is None
+    # The next drill finds the running release in the repository: only its own commit.
+    assert len(repo.record_release("Deployment/api-gateway", live["Deployment/api-gateway"], after, "again")) == 1
