@@ -19,6 +19,13 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
     ApiException = Exception
 
 
+# Argument spec of the cluster options every module takes (doc fragment opsdrill.drills.cluster).
+CLUSTER_ARGUMENT_SPEC = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+}
+
+
 class ClusterUnreachable(Exception):
     """The cluster could not be reached with the kubeconfig and context given."""
 
@@ -69,3 +76,20 @@ def raw_get(api_client, path, timeout=10, query=None):
 def service_proxy_path(namespace, service, port, path):
     """The API server's proxy path to a Service port: works wherever kubectl works."""
     return f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+
+
+def module_api_client(module, check=False):
+    """An ApiClient for an AnsibleModule with the cluster options; fails the module clearly.
+
+    check: also call the API server once, so an unreachable cluster fails here.
+    """
+    from ansible.module_utils.basic import missing_required_lib
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(KUBERNETES_IMPORT_ERROR))
+    kubeconfig, context = module.params.get("kubeconfig"), module.params.get("context")
+    try:
+        api = new_api_client(kubeconfig, context)
+        version = check_reachable(api, kubeconfig, context) if check else None
+    except ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
+    return api, version

@@ -23,14 +23,8 @@ options:
     description: A missing namespace is fine (the caller creates it, labelled, or is removing it).
     type: bool
     default: false
-  kubeconfig:
-    description: Path to a kubeconfig; default as kubectl (or in-cluster credentials under AWX in a pod).
-    type: path
-  context:
-    description: Kubeconfig context; default its current-context.
-    type: str
-requirements:
-  - kubernetes (Python client)
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -55,7 +49,7 @@ server_version:
   sample: v1.34.4
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
@@ -66,19 +60,12 @@ def main():
         argument_spec={
             "namespace": {"type": "str", "required": True},
             "allow_missing": {"type": "bool", "default": False},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
+            **kube_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
-    if not kube_client.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kube_client.KUBERNETES_IMPORT_ERROR))
     params = module.params
-    try:
-        api = kube_client.new_api_client(params["kubeconfig"], params["context"])
-        version = kube_client.check_reachable(api, params["kubeconfig"], params["context"])
-    except kube_client.ClusterUnreachable as exc:
-        module.fail_json(msg=str(exc))
+    api, version = kube_client.module_api_client(module, check=True)
     labels, exists = {}, True
     try:
         namespace = kube_client.k8s_client.CoreV1Api(api).read_namespace(params["namespace"])

@@ -31,14 +31,8 @@ options:
     description: Query parameters, for example C(query=up) as a dict.
     type: dict
     default: {}
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
-requirements:
-  - kubernetes (Python client)
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -80,7 +74,7 @@ alerts_pending:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
@@ -94,20 +88,14 @@ def main():
             "prometheus": {"type": "str", "default": "prometheus:9090"},
             "path": {"type": "str", "default": "/api/v1/alerts"},
             "query": {"type": "dict", "default": {}},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
+            **kube_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
     params = module.params
     api = None
     if not params["prometheus"].startswith(("http://", "https://")):
-        if not kube_client.HAS_KUBERNETES:
-            module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kube_client.KUBERNETES_IMPORT_ERROR))
-        try:
-            api = kube_client.new_api_client(params["kubeconfig"], params["context"])
-        except kube_client.ClusterUnreachable as exc:
-            module.fail_json(msg=str(exc))
+        api, _version = kube_client.module_api_client(module)
     status, body = prometheus_get(api, params["namespace"], params["prometheus"], params["path"], params["query"])
     result = {"changed": False, "status": status, "alert_rules": [], "alerts_firing": [], "alerts_pending": []}
     try:

@@ -40,14 +40,8 @@ options:
     type: list
     elements: str
     default: [ServiceDown, HighErrorRate]
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
-requirements:
-  - kubernetes (Python client)
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -88,7 +82,7 @@ pods_ready:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
@@ -103,24 +97,19 @@ def main():
             "health_services": {"type": "list", "elements": "str", "default": []},
             "prometheus": {"type": "str", "default": ""},
             "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
+            **kube_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
-    if not kube_client.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(kube_client.KUBERNETES_IMPORT_ERROR))
     params = module.params
     namespace = params["namespace"]
+    api, _version = kube_client.module_api_client(module)
     try:
-        api = kube_client.new_api_client(params["kubeconfig"], params["context"])
         apps = kube_client.k8s_client.AppsV1Api(api)
         core = kube_client.k8s_client.CoreV1Api(api)
         deployments = api.sanitize_for_serialization(
             apps.list_namespaced_deployment(namespace, label_selector=params["label_selector"], _request_timeout=10).items)
         pods = core.list_namespaced_pod(namespace, label_selector=params["label_selector"], _request_timeout=10).items
-    except kube_client.ClusterUnreachable as exc:
-        module.fail_json(msg=str(exc))
     except Exception as exc:
         module.exit_json(changed=False, healthy=False, problems=[f"API error: {exc}"], alerts_firing=[], alerts_pending=[], pods_ready="?")
 

@@ -1,0 +1,23 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """How opsdrill modules reach a cluster (set once with module_defaults group/opsdrill.drills.k8s)."""
+
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig. Default as kubectl (E(K8S_AUTH_KUBECONFIG), E(KUBECONFIG), C(~/.kube/config)),
+        or in-cluster credentials when running in a pod (AWX).
+    type: path
+  context:
+    description: Kubeconfig context; default its current-context.
+    type: str
+requirements:
+  - kubernetes (Python client)
+"""
