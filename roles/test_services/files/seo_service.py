@@ -1234,7 +1234,10 @@ class Service:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "seo-service/" + VERSION
-    timeout = 30
+    # Idle keep-alive connections close after 3 s. A client that scrapes through a Service
+    # every 5 s (Prometheus' reachability job) then connects anew each time and meets the
+    # Service's current endpoints, not a pod it stuck to while the Service lost them.
+    timeout = 3
 
     def do_GET(self):
         self._dispatch("GET")
