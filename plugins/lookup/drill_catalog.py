@@ -16,7 +16,7 @@ description:
     variant) is picked by O(seed). A seed of 0 draws one at random; the seed is returned,
     so the same pick can be made again.
   - Unknown scenarios, variants and faults fail with the valid names.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   scenario:
     description: Seed scenario.

@@ -189,8 +189,8 @@ def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
         if drill_id and state.get("drill_id") not in (None, drill_id):
             result["state"] = "another drill (%s)" % state.get("drill_id")
         elif state.get("armed"):
-            _restore.update_state(client, namespace, {"armed": False,
-                                                       "phase": state.get("phase") or "disarmed"})
+            _restore.update_state(client, namespace,
+                                  {"armed": False, "phase": state.get("phase") or "disarmed"})
             result["state"] = "disarmed"
         else:
             result["state"] = "already disarmed"

@@ -20,7 +20,8 @@ import math
 import re
 import time
 import urllib.parse
-import urllib.request
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 
@@ -393,13 +394,13 @@ class ClusterView:
             if query:
                 url += "?" + urllib.parse.urlencode(query)
             try:
-                with urllib.request.urlopen(url, timeout=10) as resp:
-                    return resp.status, json.loads(resp.read().decode("utf-8"))
+                resp = open_url(url, timeout=10)
+                return resp.getcode(), json.loads(resp.read().decode("utf-8"))
             except (OSError, ValueError) as exc:
                 return getattr(exc, "code", 0) or 0, None
-        service, _, port = self.prometheus.partition(":")
+        service, port = (self.prometheus.split(":", 1) + ["80"])[:2]
         proxy = "/api/v1/namespaces/%s/services/%s:%s/proxy%s" % (
-            urllib.parse.quote(self.namespace), urllib.parse.quote(service), port or "80", path)
+            urllib.parse.quote(self.namespace), urllib.parse.quote(service), port, path)
         try:
             return 200, json.loads(self.client.request("GET", proxy, query=query, raw=True))
         except k8s_rest.ApiError as exc:

@@ -111,7 +111,7 @@ def _apply_workload_common(obj, ref, params):
     """strategy and change_cause, shared by every pod-template handler."""
     strategy = params.get("strategy")
     if strategy:
-        kind, _ = _split_ref(ref)
+        kind = _split_ref(ref)[0]
         if kind != "Deployment":
             raise HandlerError("%s: strategy applies to Deployments only" % ref)
         if strategy not in ("Recreate", "RollingUpdate"):
@@ -345,8 +345,7 @@ def rollout_restart(objects, ref, params, context):
     """What ``kubectl rollout restart`` does: a new restartedAt pod template annotation."""
     obj = _get(objects, ref, WORKLOAD_KINDS)
     meta = obj["spec"]["template"].setdefault("metadata", {})
-    stamp = params.get("at") or context.get("now") or time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                     time.gmtime())
+    stamp = params.get("at") or context.get("now") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     _set_annotation(meta, RESTARTED_AT, stamp)
     return _replace(_apply_workload_common(obj, ref, params))
 
@@ -617,9 +616,8 @@ def service_target_port(objects, ref, params, context):
     chosen = ports[0] if wanted is None else next(
         (p for p in ports if p.get("port") == wanted or p.get("name") == wanted), None)
     if chosen is None:
-        raise HandlerError("%s: no port %r; ports: %s"
-                           % (ref, wanted, ", ".join(str(p.get("name") or p.get("port"))
-                                                    for p in ports)))
+        names = ", ".join(str(p.get("name") or p.get("port")) for p in ports)
+        raise HandlerError("%s: no port %r; ports: %s" % (ref, wanted, names))
     if chosen.get("targetPort") == target:
         raise HandlerError("%s: targetPort is %r already" % (ref, target))
     chosen["targetPort"] = target

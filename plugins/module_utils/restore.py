@@ -61,6 +61,7 @@ __all__ = [
     "save_state",
     "standalone_sources",
     "update_state",
+    "wait_for_rollouts",
 ]
 
 LOCK_NAME = "opsdrill-restore-lock"
@@ -85,7 +86,8 @@ def _now_iso(now=None):
 def _log(event, **data):
     record = {"ts": _now_iso(), "service": "opsdrill-deadman", "msg": event}
     record.update(data)
-    print(json.dumps(record, sort_keys=True), flush=True)
+    sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def _ref(kind, name):
@@ -431,14 +433,21 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
         for item in created:
             kind, name = _split(item)
             live[_ref(kind, name)] = client.get_or_none(kind, name, namespace)
-        ops = plan_restore(objects, live, created, () if post_done else post)
-        if not ops:
+        ops = plan_restore(objects, live, created, ())
+        post_ops = [] if post_done else [dict(op) for op in post]
+        if not ops and not post_ops:
             remaining, error = [], None
             break
         try:
-            actions.extend(apply_ops(client, namespace, ops, sleep=sleep, log=log)["done"])
+            if ops:
+                actions.extend(apply_ops(client, namespace, ops, sleep=sleep, log=log)["done"])
+            if post_ops:
+                # After the rollout: pods of the faulty version still running would undo
+                # the post-restore work (e.g. write poisoned cache entries after a flush).
+                wait_for_rollouts(client, namespace, objects, sleep=sleep, log=log)
+                actions.extend(apply_ops(client, namespace, post_ops, sleep=sleep, log=log)["done"])
+                post_done = True
             error = None
-            post_done = True
         except RestoreError as exc:
             error = str(exc)
         remaining = _snap.diff(objects, {
@@ -452,6 +461,48 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
     if post:
         outcome["post_restore_done"] = post_done
     return outcome
+
+
+def rollouts_pending(client, namespace, objects):
+    """Names of the snapshot's Deployments whose rollout has not finished: a generation
+    not yet observed, fewer updated replicas than wanted, old replicas left, or pods still
+    terminating."""
+    pending = []
+    for obj in objects:
+        if obj.get("kind") != "Deployment":
+            continue
+        name = obj["metadata"]["name"]
+        live = client.get_or_none("Deployment", name, namespace)
+        if live is None:
+            continue
+        meta, spec, status = live.get("metadata") or {}, live.get("spec") or {}, live.get("status") or {}
+        wanted = spec.get("replicas", 1)
+        generation = meta.get("generation", 0)
+        if status.get("observedGeneration", generation) < generation \
+                or status.get("updatedReplicas", status.get("replicas", wanted)) < wanted \
+                or status.get("replicas", wanted) > wanted:
+            pending.append(name)
+            continue
+        labels = (spec.get("selector") or {}).get("matchLabels") or {}
+        if labels:
+            selector = ",".join("%s=%s" % (k, v) for k, v in sorted(labels.items()))
+            pods = client.list("Pod", namespace, label_selector=selector)
+            if any((p.get("metadata") or {}).get("deletionTimestamp") for p in pods):
+                pending.append(name)
+    return pending
+
+
+def wait_for_rollouts(client, namespace, objects, sleep=time.sleep, log=None, timeout_s=240):
+    """Wait (up to ``timeout_s``) until ``rollouts_pending`` is empty; returns what is
+    still pending then."""
+    deadline = time.time() + timeout_s
+    while True:
+        pending = rollouts_pending(client, namespace, objects)
+        if not pending or time.time() >= deadline:
+            if pending and log:
+                log("rollouts still pending, going on", pending=pending)
+            return pending
+        sleep(2)
 
 
 def run_restore(client, namespace, name=_snap.STATE_CONFIGMAP, state_namespace=None,
@@ -516,7 +567,7 @@ def deadman(client, namespace, deadline, name=_snap.STATE_CONFIGMAP, state_names
     log("deadline passed: restoring", namespace=namespace, deadline=due,
         drill_id=state.get("drill_id"))
     outcome = run_restore(client, namespace, name, state_ns, by="deadman", only_if_armed=True,
-                          sleep=sleep, log=lambda event, **kw: log(event, **kw))
+                          sleep=sleep, log=log)
     log("restore finished", **{k: v for k, v in outcome.items() if k != "remaining"},
         remaining=len(outcome.get("remaining") or []))
     return 0 if outcome.get("ok") else 1
@@ -572,4 +623,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -50,7 +50,8 @@ def _log(msg, **data):
     record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "service": "opsdrill-watchdog", "msg": msg}
     record.update(data)
-    print(json.dumps(record, sort_keys=True), flush=True)
+    sys.stdout.write(json.dumps(record, sort_keys=True) + "\n")
+    sys.stdout.flush()
 
 
 def process_alive(pid, start=None):
@@ -102,11 +103,11 @@ def interrupted(client, args, state):
     events = [e.get("event") for e in _timeline.read(args.artifacts_dir)] if args.artifacts_dir else []
     if "response_window_started" in events and "response_window_ended" not in events:
         record(args.artifacts_dir, state, "response_window_ended", {"reason": "interrupted"})
-    record(args.artifacts_dir, state, "drill_failed", {"phase": state.get("phase") or "unknown",
-                                                      "error": error})
+    record(args.artifacts_dir, state, "drill_failed",
+           {"phase": state.get("phase") or "unknown", "error": error})
     record(args.artifacts_dir, state, "rollback_started", {"by": "watchdog"})
     outcome = _restore.run_restore(client, args.namespace, by="deadman", only_if_armed=True,
-                                   log=lambda event, **kw: _log(event, **kw))
+                                   log=_log)
     record(args.artifacts_dir, state, "rollback_finished",
            {"by": "watchdog", "ok": bool(outcome.get("ok")), "actions": outcome.get("actions") or [],
             "remaining": outcome.get("remaining") or [], "error": outcome.get("error")})
@@ -175,4 +176,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

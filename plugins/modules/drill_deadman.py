@@ -16,12 +16,12 @@ description:
     The Job restores the drill snapshot at O(deadline) unless the drill state is disarmed
     first (docs/contracts.md section 5). It covers a lost controller.
   - With O(watchdog) it also starts a detached watchdog on the controller that restores at
-    once when the C(ansible-playbook) process ends while the drill is armed (Ctrl-C, kill):
-    Ansible runs no C(always) block after Ctrl-C.
+    once when the C(ansible-playbook) process ends while the drill is armed (Ctrl-C, kill),
+    because Ansible runs no C(always) block after Ctrl-C.
   - O(state=disarmed) sets C(armed=false) in the drill state (the Job and the watchdog then
     exit on their own) and removes the switch's objects; O(state=absent) only removes them.
   - In check mode nothing is written.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.
@@ -61,6 +61,10 @@ options:
   artifacts_dir:
     description: The drill's artifacts dir (watchdog files and log, timeline events).
     type: path
+  watchdog_dir:
+    description: Where the watchdog's files go without O(artifacts_dir) (C(<watchdog_dir>/<drill_id>/watchdog)).
+    type: path
+    default: ~/.local/share/opsdrill/watchdog
   kubeconfig:
     description: Path to a kubeconfig.
     type: path
@@ -116,11 +120,11 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import deadman
-from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline  # noqa: F401  shipped to the watchdog
+from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog  # noqa: F401  shipped to the watchdog
+from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog  # noqa: F401 pylint: disable=unused-import
 
 
 def main():
@@ -137,6 +141,7 @@ def main():
             watchdog={"type": "bool", "default": True},
             watch_pid={"type": "int"},
             artifacts_dir={"type": "path"},
+            watchdog_dir={"type": "path", "default": "~/.local/share/opsdrill/watchdog"},
             **engine_client.COMMON_ARGS),
         required_if=[("state", "armed", ("drill_id", "deadline"))],
         supports_check_mode=True,
@@ -156,8 +161,8 @@ def main():
             if params["watchdog"]:
                 watched = params["watch_pid"] or deadman.controller_pid()
                 if watched:
-                    directory = os.path.join(params["artifacts_dir"] or os.path.expanduser(
-                        "~/.local/share/opsdrill/watchdog/%s" % params["drill_id"]), "watchdog")
+                    directory = os.path.join(params["artifacts_dir"] or os.path.join(params["watchdog_dir"], params["drill_id"]),
+                                             "watchdog")
                     result["watched_pid"] = watched
                     result["watchdog_pid"] = deadman.spawn_watchdog(
                         directory, watched, namespace, params["drill_id"], params["deadline"],

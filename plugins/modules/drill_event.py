@@ -12,10 +12,10 @@ version_added: 0.1.0
 description:
   - Appends one JSON line to C(<artifacts_dir>/timeline.jsonl), the drill timeline of
     docs/contracts.md section 3, which the scoring engine reads.
-  - The artifacts dir is O(artifacts_dir), or O(artifacts_base)/O(drill_id). It is created
+  - The artifacts dir is O(artifacts_dir), or O(artifacts_base)/C(drill_id). It is created
     with mode 0700 and the timeline with mode 0600 (the timeline names the hidden fault).
   - In check mode nothing is written; the paths are still returned.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   event:
     description: The event.
@@ -101,8 +101,7 @@ def main():
         record = drill_timeline.make_event(params["event"], drill, params["data"], now=params["at"])
     except drill_timeline.TimelineError as exc:
         module.fail_json(msg=str(exc))
-    artifacts_dir = params["artifacts_dir"] or os.path.join(
-        os.path.expanduser(params["artifacts_base"]), record["drill_id"])
+    artifacts_dir = params["artifacts_dir"] or os.path.join(params["artifacts_base"], record["drill_id"])
     timeline_file = os.path.join(artifacts_dir, drill_timeline.FILENAME)
     if not module.check_mode:
         try:

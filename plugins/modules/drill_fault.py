@@ -19,7 +19,7 @@ description:
     (C(services/<name>/deployment.yaml)), so C(git log -p services/<name>) shows the release.
   - In check mode nothing changes; the result lists what would change and, with C(--diff),
     shows each object before and after (Secret values redacted).
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.
@@ -56,7 +56,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 changes:
-  description: One line per changed field (C(Kind/name: path: before != after)).
+  description: One line per changed field, C(Kind/name) then the field path, the value before and after.
   returned: success
   type: list
   elements: str

@@ -16,7 +16,7 @@ description:
     and changes nothing. An expired Lease is taken over only when no armed drill state is
     left in the namespace.
   - O(state=absent) releases it when O(holder) holds it (any holder with O(force)).
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.

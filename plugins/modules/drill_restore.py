@@ -11,7 +11,7 @@ short_description: Roll a drill back to its snapshot, or verify that it is back
 version_added: 0.1.0
 description:
   - O(mode=restore) restores the namespace from its drill state with
-    C(restore.run_restore) (the code the dead-man's switch runs): recreates or replaces
+    C(restore.run_restore), the code the dead-man's switch runs. It recreates or replaces
     every snapshotted object that differs, deletes the objects the fault created, runs the
     entry's post-restore operations (e.g. a redis FLUSHDB) once, and records the outcome in
     the state. A second run changes nothing. Release faults are reverted in the deploy
@@ -19,7 +19,7 @@ description:
   - O(mode=verify) compares every snapshotted object with the live one
     (C(snapshot.diff)) and fails listing every difference (with O(fail_on_difference)).
   - In check mode the restore only reports the differences it would repair.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.

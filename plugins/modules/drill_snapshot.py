@@ -18,7 +18,7 @@ description:
   - The state is armed from here on; the restore (C(opsdrill.drills.drill_restore), the
     dead-man's switch) puts exactly these objects back.
   - In check mode nothing is written; the objects that would be snapshotted are returned.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.

@@ -14,7 +14,7 @@ description:
     drill it belongs to, its phase, whether it is armed, the last restore's outcome and the
     snapshotted objects (names only; no Secret values).
   - Read-only.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.

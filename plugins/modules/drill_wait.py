@@ -18,7 +18,7 @@ description:
   - O(condition=alert) reads Prometheus' alerts; met when O(alert) is firing.
   - Every result carries C(alert_state) and C(pods_ready)/C(pods_total), which the
     C(opsdrill.drills.drill_scorecard) callback shows as one progress line while retrying.
-author: opsdrill maintainers
+author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
     description: Drill namespace.
@@ -38,8 +38,15 @@ options:
   since:
     description: When the fault was injected (epoch seconds); earlier terminations, events and log lines do not count.
     type: float
+  confirm_s:
+    description:
+      - With O(condition=symptom), a symptom seen is checked again after this many seconds and
+        only counts when it is still there. Transient states (the gap of a rolling restart, a
+        pod between two probes) then do not pass for the fault's symptom.
+    type: float
+    default: 0
   timeout_at:
-    description: Epoch seconds after which the result says C(timed_out) (use C(until: result.met or result.timed_out)).
+    description: Epoch seconds after which the result says C(timed_out); loop with C(until) on C(met or timed_out).
     type: float
   baseline:
     description: Restart counts at injection (C(restart_baseline) of C(opsdrill.drills.drill_fault)).
@@ -87,8 +94,12 @@ detail:
   description: What was seen (the detect type that matched, pod, reason, value, ...).
   returned: always
   type: dict
+observed_at:
+  description: When the condition was seen (epoch seconds; before its confirmation).
+  returned: always
+  type: float
 checked_at:
-  description: When the check ran (epoch seconds).
+  description: When the check ended (epoch seconds; after the confirmation).
   returned: always
   type: float
 elapsed_s:
@@ -130,6 +141,7 @@ def main():
             detect={"type": "dict"},
             alert={"type": "str"},
             since={"type": "float"},
+            confirm_s={"type": "float", "default": 0},
             timeout_at={"type": "float"},
             baseline={"type": "dict", "default": {}},
             prometheus={"type": "str", "default": "prometheus:9090"},
@@ -141,7 +153,8 @@ def main():
     params = module.params
     now = time.time()
     since = params["since"] if params["since"] is not None else now
-    result = {"changed": False, "met": False, "detail": {}, "checked_at": round(now, 3),
+    result = {"changed": False, "met": False, "detail": {}, "observed_at": round(now, 3),
+              "checked_at": round(now, 3),
               "elapsed_s": round(now - since, 1), "alert_state": "unknown", "pods_ready": None,
               "pods_total": None,
               "timed_out": params["timeout_at"] is not None and now >= params["timeout_at"]}
@@ -150,6 +163,12 @@ def main():
         view = detect.ClusterView(client, params["namespace"], params["prometheus"], since, params["baseline"])
         if params["condition"] == "symptom":
             met, detail = detect.evaluate(params["detect"], view)
+            if met and params["confirm_s"] > 0:
+                time.sleep(params["confirm_s"])
+                again = detect.ClusterView(client, params["namespace"], params["prometheus"], since,
+                                           params["baseline"])
+                met, detail = detect.evaluate(params["detect"], again)
+                result["checked_at"] = round(time.time(), 3)
             result.update(met=met, detail=detail or {})
         if params["alert"]:
             result["alert_state"] = view.alert_state(params["alert"])

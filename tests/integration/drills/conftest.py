@@ -1,7 +1,7 @@
 """The drill tests: real faults on the lab, several namespaces side by side.
 
 Environment:
-  OPSDRILL_DRILL_PARALLEL     namespaces running faults at the same time (default 2)
+  OPSDRILL_DRILL_PARALLEL     namespaces running faults at the same time (default 3)
   OPSDRILL_DRILL_NAMESPACES   comma list of existing namespaces to use instead of creating
                               opsdrill-drill-<n> (they are kept afterwards)
   OPSDRILL_DRILL_KEEP_NAMESPACES=1  keep the created namespaces
@@ -12,7 +12,6 @@ Results: tests/output/drills/<UTC time>/results.jsonl, results.json, results.md.
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -40,7 +39,7 @@ def drill_pool(request, lab, drill_output):
     keys = [item.callspec.params["key"] for item in request.session.items
             if hasattr(item, "callspec") and "key" in item.callspec.params
             and item.originalname == "test_fault"]
-    parallel = int(os.environ.get("OPSDRILL_DRILL_PARALLEL", "2"))
+    parallel = int(os.environ.get("OPSDRILL_DRILL_PARALLEL", "3"))
     namespaces, created = drill_runner.namespaces_for(min(parallel, max(1, len(keys))))
     _say("drills: %d fault(s) in %d namespace(s): %s" % (len(keys), len(namespaces), ", ".join(namespaces)))
     pool = drill_runner.Pool(keys, namespaces, lab, drill_output, response_window_s=0, log=_say).start()

@@ -30,6 +30,8 @@ HERE = Path(__file__).resolve().parent
 LAB_DIR = Path(os.environ.get("OPSDRILL_LAB_DIR", "/var/lib/opsdrill-lab"))
 VENV_BIN = REPO / ".venv" / "bin"
 SEED_ALERTS = ("ServiceDown", "HighErrorRate")
+# A symptom counts when the monitor sees it again this many seconds later.
+CONFIRM_S = 10
 
 
 def _collection_path():
@@ -130,7 +132,7 @@ class DrillResult:
     alert_engine_s: float | None = None
     alert_within_s: int | None = None
     rollback_s: float | None = None           # rollback_started -> rollback_finished
-    rollback_to_steady_s: float | None = None # rollback_started -> steady state (timeline)
+    rollback_to_steady_s: float | None = None  # rollback_started -> steady state (timeline)
     verify: str | None = None
     differences: list = field(default_factory=list)
     leftovers: list = field(default_factory=list)
@@ -239,7 +241,7 @@ class DrillRunner:
         self.say("[%s] %s: starting drill %s" % (self.namespace, self.key, self.drill_id))
         with open(log_path, "w") as log:
             proc = subprocess.Popen(self.command(), cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
-            baseline, injected, watching = None, None, True
+            baseline, injected, watching, first_seen = None, None, True, None
             while proc.poll() is None:
                 events = _timeline(self.artifacts_dir)
                 names = [e["event"] for e in events]
@@ -252,13 +254,20 @@ class DrillRunner:
                 if injected is not None and watching:
                     now = time.time()
                     try:
-                        if result.symptom_s is None and self._symptom(injected, baseline or {}):
-                            result.symptom_s = round(now - injected, 1)
-                            self.say("[%s] %s: symptom seen after %.1f s" % (self.namespace, self.key, result.symptom_s))
+                        if result.symptom_s is None:
+                            # Seen twice, CONFIRM_S apart: a rolling restart's gap is no symptom.
+                            if not self._symptom(injected, baseline or {}):
+                                first_seen = None
+                            elif first_seen is None:
+                                first_seen = now
+                            elif now - first_seen >= CONFIRM_S:
+                                result.symptom_s = round(first_seen - injected, 1)
+                                self.say("[%s] %s: symptom seen after %.1f s (still there %.0f s later)"
+                                         % (self.namespace, self.key, result.symptom_s, now - first_seen))
                         if result.alert_s is None and self._alert_firing(self.entry["alert"]):
                             result.alert_s = round(now - injected, 1)
-                            self.say("[%s] %s: %s firing after %.1f s" % (self.namespace, self.key,
-                                                                         self.entry["alert"], result.alert_s))
+                            self.say("[%s] %s: %s firing after %.1f s"
+                                     % (self.namespace, self.key, self.entry["alert"], result.alert_s))
                     except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
                         self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
                 time.sleep(self.poll_s)

@@ -53,7 +53,7 @@ def test_catalog_has_the_24_faults_of_the_seeds(cat):
             assert set(cat.names(scenario, variant)) == names
 
 
-@pytest.mark.parametrize("key", [k for k in catalog.load().keys()])
+@pytest.mark.parametrize("key", list(catalog.load().keys()))
 def test_every_entry_is_complete(cat, key):
     scenario, variant, name = key.split("/")
     entry = cat.lookup(scenario, variant, name)
@@ -124,8 +124,8 @@ def test_fault_of_another_variant_says_where_it_is(cat):
 def test_pick_is_reproducible(cat):
     first, seed = cat.pick("outage", "resources", seed=42)
     assert seed == 42
-    for _ in range(5):
-        again, _ = cat.pick("outage", "resources", seed=42)
+    for _attempt in range(5):
+        again, _seed = cat.pick("outage", "resources", seed=42)
         assert again["key"] == first["key"]
     assert first["variant"] == "resources"
 

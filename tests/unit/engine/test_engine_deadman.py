@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -70,7 +69,7 @@ def test_watchdog_sources_are_complete(tmp_path):
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
     proc = subprocess.run([sys.executable, "-I", str(tmp_path / "watchdog.py"), "--help"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "--pid" in proc.stdout, proc.stderr
 
 
@@ -106,8 +105,9 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     assert engine.verify(api, NS) == []
     assert api.get_or_none("Lease", "opsdrill-drill") is None
     events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
-    assert [e["event"] for e in events][1:] == ["response_window_ended", "drill_failed", "rollback_started",
-                                                 "rollback_finished", "deadman_disarmed", "drill_finished"]
+    assert [e["event"] for e in events][1:] == [
+        "response_window_ended", "drill_failed", "rollback_started", "rollback_finished",
+        "deadman_disarmed", "drill_finished"]
     assert events[1]["data"]["reason"] == "interrupted"
     assert watchdog.read_state(api, NS)["armed"] is False
 

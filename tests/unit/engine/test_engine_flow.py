@@ -108,3 +108,31 @@ def test_release_steps_are_in_the_state(api):
     assert state["releases"] == [["Deployment/api-gateway",
                                   "api-gateway: release 1.5.0 (response cache v2, rank weighting)"]]
     assert state["post_restore"][0]["op"] == "redis_flush"
+
+
+def test_post_restore_runs_after_the_rollout(api):
+    """A poisoned cache is flushed only once no pod of the faulty release is left."""
+    entry = catalog.lookup("error_spike", "code", "logic_errors")
+    drill = drill_for(entry)
+    engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
+    engine.inject(api, NS, entry, drill, sleep=no_sleep)
+    lagging = {"reads": 0, "at_flush": None}
+    real_get, real_create = api.get, api.create
+
+    def get(kind, name, namespace=None):
+        obj = real_get(kind, name, namespace)
+        if kind == "Deployment" and name == "api-gateway" and lagging["reads"] < 3:
+            lagging["reads"] += 1
+            obj["status"]["updatedReplicas"] = 1     # the rollout back is still going on
+        return obj
+
+    def create(obj, namespace=None):
+        if obj["kind"] == "Pod":
+            lagging["at_flush"] = lagging["reads"]
+        return real_create(obj, namespace)
+
+    api.get, api.create = get, create
+    outcome = restore.run_restore(api, NS, sleep=no_sleep)
+    assert outcome["ok"] and outcome["actions"][-1] == "redis FLUSHDB on redis:6379"
+    assert lagging["at_flush"] == 3, "the flush waited for the rollout"
+    assert restore.rollouts_pending(api, NS, [api.get("Deployment", "api-gateway")]) == []

@@ -184,7 +184,7 @@ def http_error(code, body):
 def test_api_errors_carry_status_reason_and_message():
     status = {"kind": "Status", "status": "Failure", "reason": "NotFound", "code": 404,
               "message": 'deployments.apps "ghost" not found'}
-    client, _ = client_with([http_error(404, status), http_error(404, status)])
+    client, _calls = client_with([http_error(404, status), http_error(404, status)])
     with pytest.raises(kr.ApiError) as err:
         client.get("Deployment", "ghost")
     assert err.value.status == 404 and err.value.not_found
@@ -194,8 +194,8 @@ def test_api_errors_carry_status_reason_and_message():
 
 
 def test_conflict_and_missing_ok():
-    client, _ = client_with([http_error(409, {"reason": "Conflict", "message": "modified"}),
-                             http_error(404, {"reason": "NotFound", "message": "gone"})])
+    client, _calls = client_with([http_error(409, {"reason": "Conflict", "message": "modified"}),
+                                  http_error(404, {"reason": "NotFound", "message": "gone"})])
     with pytest.raises(kr.ApiError) as err:
         client.replace({"kind": "Service", "metadata": {"name": "s"}})
     assert err.value.conflict
@@ -203,14 +203,14 @@ def test_conflict_and_missing_ok():
 
 
 def test_unreachable_server():
-    client, _ = client_with([urllib.error.URLError(ConnectionRefusedError(111, "refused"))])
+    client, _calls = client_with([urllib.error.URLError(ConnectionRefusedError(111, "refused"))])
     with pytest.raises(kr.ApiError, match=r"API server unreachable: http://127.0.0.1:8080: .*refused"):
         client.get("Pod", "p")
 
 
 def test_non_json_error_body():
     err = urllib.error.HTTPError("http://x", 502, "Bad Gateway", {}, io.BytesIO(b"<html>proxy</html>"))
-    client, _ = client_with([err])
+    client, _calls = client_with([err])
     with pytest.raises(kr.ApiError, match=r"HTTP 502 Bad Gateway: <html>proxy</html>"):
         client.get("Pod", "p")
 

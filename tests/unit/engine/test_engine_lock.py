@@ -8,9 +8,9 @@ NOW = 1795368600.0
 
 
 def lease(holder, acquired=NOW - 120, renewed=None, duration=3600, info=None):
-    body = lock.lease_body(holder, duration, info or {"controller-host": "trainer-laptop",
-                                                     "controller-pid": 4242, "scenario": "outage",
-                                                     "variant": "resources"}, now=acquired)
+    info = info or {"controller-host": "trainer-laptop", "controller-pid": 4242,
+                    "scenario": "outage", "variant": "resources"}
+    body = lock.lease_body(holder, duration, info, now=acquired)
     if renewed is not None:
         body["spec"]["renewTime"] = lock._iso_micro(renewed)
     body["metadata"]["resourceVersion"] = "7"
@@ -35,12 +35,12 @@ def test_refusal_names_holder_and_since_when():
 
 
 def test_acquire_create_renew_refuse_release(api):
-    changed, action, _ = lock.acquire(api, "seo-tool", "d1", 600, {"scenario": "outage"}, now=NOW)
+    changed, action = lock.acquire(api, "seo-tool", "d1", 600, {"scenario": "outage"}, now=NOW)[:2]
     assert (changed, action) == (True, "create")
     first = api.get("Lease", lock.LEASE_NAME)
     assert first["spec"]["holderIdentity"] == "d1"
     assert first["metadata"]["annotations"]["opsdrill.io/scenario"] == "outage"
-    changed, action, _ = lock.acquire(api, "seo-tool", "d1", 600, now=NOW + 10)
+    changed, action = lock.acquire(api, "seo-tool", "d1", 600, now=NOW + 10)[:2]
     assert action == "renew"
     assert api.get("Lease", lock.LEASE_NAME)["spec"]["acquireTime"] == first["spec"]["acquireTime"]
     before = api.dump()

@@ -105,7 +105,7 @@ def test_inject_then_restore_every_fault(api, key):
     for ref in state["created"]:
         assert ref not in api.store
     if entry["rollback"]:
-        assert any("redis FLUSHDB" in a for a in outcome["actions"])
+        assert all(rs.describe_op(op) in outcome["actions"] for op in entry["rollback"])
         assert not [r for r in api.store if r.startswith("Pod/")]
 
     if entry["rollback"]:
@@ -199,13 +199,13 @@ def test_save_load_and_run_restore(api, stack):
     assert "Secret/opsdrill-drill-state" in api.store  # the Secret snapshot went there
     cm = api.get("ConfigMap", "opsdrill-drill-state")
     assert "opsdrill-demo" not in json.dumps(cm)
-    loaded, loaded_objects, _ = rs.load_state(api, NS)
+    loaded, loaded_objects, _cm = rs.load_state(api, NS)
     assert loaded["fault"] == "secret_issues"
     assert snap.diff(objects, loaded_objects) == []
 
     outcome = rs.run_restore(api, NS, by="rollback", sleep=no_sleep)
     assert outcome["ok"] and outcome["by"] == "rollback"
-    after, _, _ = rs.load_state(api, NS)
+    after, _objects, _cm = rs.load_state(api, NS)
     assert after["armed"] is False and after["phase"] == "restored"
     assert after["restore"]["ok"] is True
     assert "Lease/opsdrill-restore-lock" not in api.store
@@ -215,7 +215,7 @@ def test_save_load_and_run_restore(api, stack):
 def test_update_state_keeps_the_snapshot(api, stack):
     rs.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]])
     rs.update_state(api, NS, {"phase": "response_window"})
-    state, objects, _ = rs.load_state(api, NS)
+    state, objects, _cm = rs.load_state(api, NS)
     assert state == {"armed": True, "phase": "response_window", "secret_snapshot": None}
     assert len(objects) == 1
 
@@ -268,7 +268,7 @@ def test_deadman_waits_then_restores(api):
                       log=lambda event, **kw: logs.append(event))
     assert code == 0 and clock.now >= 50
     assert "deadline passed: restoring" in logs
-    after, _, _ = rs.load_state(api, NS)
+    after, _objects, _cm = rs.load_state(api, NS)
     assert after["restore"]["by"] == "deadman" and after["armed"] is False
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
 
@@ -322,19 +322,19 @@ def test_standalone_run_on_plain_python(tmp_path):
         (tmp_path / name).write_text(text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"), "--help"],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "--state-configmap" in done.stdout
     check = ("import restore, k8s_rest, snapshot; "
              "assert restore._k8s is k8s_rest and restore._snap is snapshot; "
              "import sys; assert not [m for m in sys.modules if m.startswith(('ansible', 'yaml'))]")
     done = subprocess.run([sys.executable, "-S", "-c", check], cwd=str(tmp_path),
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     # no cluster configuration: exit 2 with a JSON log line naming the problem
     done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"),
                            "--namespace", "x", "--deadline", "0"],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 2, done.stdout + done.stderr
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["msg"] == "configuration error" and "KUBERNETES_SERVICE_HOST" in line["error"]

@@ -218,10 +218,10 @@ def test_missing_secret_snapshot_is_an_error(stack):
 def test_large_snapshot_is_gzipped_and_too_large_refused(stack):
     big = copy.deepcopy(stack["Deployment/backend-api"])
     big["metadata"]["annotations"]["filler"] = "x" * 400000
-    cm, _ = snap.build_state_objects("seo-tool", state(), [big], limit=200000)
+    cm, _secret = snap.build_state_objects("seo-tool", state(), [big], limit=200000)
     assert "snapshot.json" not in cm["data"] and "snapshot.json.gz" in cm["binaryData"]
     assert gzip.decompress(base64.b64decode(cm["binaryData"]["snapshot.json.gz"]))
-    _, got = snap.read_state_objects(cm)
+    _state, got = snap.read_state_objects(cm)
     assert got[0]["metadata"]["annotations"]["filler"] == "x" * 400000
     import os
     noisy = copy.deepcopy(big)
