@@ -37,12 +37,9 @@ def manifest_text(obj):
     import yaml  # controller only
     body = snapshot.normalise(obj)
     body.get("metadata", {}).pop("namespace", None)
-    ordered = {}
-    for key in ("apiVersion", "kind", "metadata", "spec"):
-        if key in body:
-            ordered[key] = body.pop(key)
-    ordered.update(body)
-    return yaml.safe_dump(ordered, default_flow_style=False, sort_keys=False, width=100)
+    # Sorted keys: the live object (API order) and the snapshot (sorted JSON) of the same
+    # Deployment give the same text (apiVersion, kind, metadata, spec come first anyway).
+    return yaml.safe_dump(body, default_flow_style=False, sort_keys=True, width=100)
 
 
 def release_steps(entry):

@@ -138,13 +138,14 @@ class DrillResult:
     leftovers: list = field(default_factory=list)
     steady_problems: list = field(default_factory=list)
     failure: str | None = None
+    deploy_repo: list = field(default_factory=list)  # problems with the release commits
     events: list = field(default_factory=list)
     log: str = ""
 
     def ok(self):
         return (self.rc == 0 and self.symptom_s is not None and self.alert_s is not None
                 and self.verify == "verify_passed" and not self.differences and not self.leftovers
-                and not self.steady_problems)
+                and not self.steady_problems and not self.deploy_repo)
 
     def row(self):
         data = asdict(self)
@@ -193,6 +194,7 @@ class DrillRunner:
         self.drill_id = "%s-%s-%s" % (namespace, self.fault.replace("_", "-"), stamp)
         self.artifacts_base = self.output_dir / "artifacts"
         self.artifacts_dir = self.artifacts_base / self.drill_id
+        self.deploy_repo_base = self.output_dir / "deploy-repo"
 
     # -- what the monitor sees ----------------------------------------------------------
     def _alert_firing(self, alert):
@@ -216,7 +218,8 @@ class DrillRunner:
         argv = [str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook",
                 playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
                 "-e", "fault=%s" % self.fault, "-e", "response_window_s=%d" % self.response_window_s,
-                "-e", "drill_id=%s" % self.drill_id, "-e", "drill_artifacts_base=%s" % self.artifacts_base]
+                "-e", "drill_id=%s" % self.drill_id, "-e", "drill_artifacts_base=%s" % self.artifacts_base,
+                "-e", "drill_engine_deploy_repo_base=%s" % self.deploy_repo_base]
         for name, value in self.extra_vars.items():
             argv += ["-e", "%s=%s" % (name, value)]
         return argv
@@ -328,12 +331,34 @@ class DrillRunner:
             obj = self.client.get_or_none(kind, name, self.namespace)
             if obj is not None and not obj["metadata"].get("deletionTimestamp"):
                 result.leftovers.append("%s/%s" % (kind, name))
+        result.deploy_repo = self._check_deploy_repo()
         deadline = time.time() + 90
         while True:
             result.steady_problems = steady_problems(self.client, self.namespace)
             if not result.steady_problems or time.time() > deadline:
                 break
             time.sleep(3)
+
+
+    def _check_deploy_repo(self):
+        """A release is a commit in the namespace's deploy repository (what the seed's
+        ``git log -p services/api-gateway`` finds), reverted by the rollback."""
+        problems = []
+        repo = self.deploy_repo_base / self.namespace
+        for step in self.entry["steps"]:
+            message = (step.get("params") or {}).get("commit_message")
+            if step["handler"] != "release" or not message:
+                continue
+            name = step["object"].split("/", 1)[1]
+            log = subprocess.run(["git", "-C", str(repo), "log", "-p", "--format=%s", "services/%s" % name],
+                                 capture_output=True, text=True, check=False).stdout
+            if message not in log:
+                problems.append("no commit %r in git log -p services/%s of %s" % (message, name, repo))
+            head = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%s"],
+                                  capture_output=True, text=True, check=False).stdout.strip()
+            if head != 'Revert "%s"' % message:
+                problems.append("the rollback did not revert the release in %s (HEAD: %r)" % (repo, head))
+        return problems
 
 
 def steady_problems(client, namespace):

@@ -44,3 +44,4 @@ def test_fault(drill_pool, key):
     assert result.leftovers == [], "%s: left behind: %s" % (context, ", ".join(result.leftovers))
     assert result.steady_problems == [], "%s: no steady state after the rollback: %s" % (
         context, "; ".join(result.steady_problems))
+    assert result.deploy_repo == [], "%s: deploy repository: %s" % (context, "; ".join(result.deploy_repo))

@@ -137,3 +137,10 @@ def test_deploy_repo_release_and_revert(api, tmp_path):
     assert repo.record_revert("Deployment/api-gateway", live["Deployment/api-gateway"], "x") is None
     # The next drill finds the running release in the repository: only its own commit.
     assert len(repo.record_release("Deployment/api-gateway", live["Deployment/api-gateway"], after, "again")) == 1
+
+
+def test_manifest_text_does_not_depend_on_key_order(api):
+    live = api.get("Deployment", "api-gateway")
+    shuffled = json.loads(json.dumps(live, sort_keys=True))
+    assert deploy_repo.manifest_text(live) == deploy_repo.manifest_text(shuffled)
+    assert deploy_repo.manifest_text(live).startswith("apiVersion: apps/v1\nkind: Deployment\nmetadata:")
