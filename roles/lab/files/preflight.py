@@ -66,7 +66,12 @@ def main(lab_dir, ports):
         if busy:
             problems.append(f"port(s) {', '.join(map(str, busy))} already in use by another process: "
                             "the lab needs them for etcd, the API server, kubelet and kube-proxy")
-        if subprocess.run("iptables -w -S | grep -q -- '-N KUBE-'", shell=True, check=False).returncode == 0:
+        # KUBE-* chains with a lab directory are a stopped lab of ours (e.g. the host's
+        # processes were killed): bringing it up again reuses them. Without one they
+        # belong to another Kubernetes.
+        own_stopped_lab = os.path.exists(os.path.join(lab_dir, "supervisor.json"))
+        if not own_stopped_lab and subprocess.run("iptables -w -S | grep -q -- '-N KUBE-'", shell=True,
+                                                  check=False).returncode == 0:
             problems.append("iptables already has KUBE-* chains and no lab runs here: "
                             "another Kubernetes owns this host; the lab would share and later remove them")
     print(json.dumps({"problems": problems, "running": running}))
