@@ -66,7 +66,10 @@ def main(argv=None):
     if args.namespaces:
         namespaces, created = [n.strip() for n in args.namespaces.split(",") if n.strip()], False
     else:
-        namespaces, created = ["opsdrill-bench-%d" % (i + 1) for i in range(max(1, args.parallel))], True
+        fits = max(1, drill_runner.free_cpu_m(lab) // drill_runner.NAMESPACE_CPU_M)
+        if fits < args.parallel:
+            print("only %d namespace(s) fit in the cluster's free CPU: running %d side by side" % (fits, fits))
+        namespaces, created = ["opsdrill-bench-%d" % (i + 1) for i in range(max(1, min(args.parallel, fits)))], True
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     output = REPO / "tests" / "output" / ("bench-drills-%s" % stamp)
     output.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from ansible.module_utils.urls import open_url
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 
 __all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_readiness",
-           "promql", "restart_counts"]
+           "promql", "restart_counts", "unschedulable"]
 
 # Grace for clock skew between the controller and the node (seconds).
 SKEW_S = 5
@@ -83,6 +83,16 @@ def pod_readiness(pods):
     ready = sum(1 for p in live if any(c.get("type") == "Ready" and c.get("status") == "True"
                                        for c in (p.get("status") or {}).get("conditions") or []))
     return ready, len(live)
+
+
+def unschedulable(pods):
+    """``"pod: message"`` of the pods the scheduler cannot place."""
+    out = []
+    for pod in pods:
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                out.append("%s: %s" % (_pod_name(pod), (cond.get("message") or cond.get("reason") or "")[:160]))
+    return out
 
 
 def promql(template, **labels):

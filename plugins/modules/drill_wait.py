@@ -122,6 +122,11 @@ pods_total:
   description: Pods among O(label_selector).
   returned: always
   type: int
+unschedulable:
+  description: Pods among O(label_selector) the scheduler cannot place, with its reason (a fault whose new pods wait for CPU shows no symptom).
+  returned: always
+  type: list
+  elements: str
 """
 
 import time
@@ -157,7 +162,8 @@ def main():
               "checked_at": round(now, 3),
               "elapsed_s": round(now - since, 1), "alert_state": "unknown", "pods_ready": None,
               "pods_total": None,
-              "timed_out": params["timeout_at"] is not None and now >= params["timeout_at"]}
+              "timed_out": params["timeout_at"] is not None and now >= params["timeout_at"],
+              "unschedulable": []}
     try:
         client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
         view = detect.ClusterView(client, params["namespace"], params["prometheus"], since, params["baseline"])
@@ -177,6 +183,7 @@ def main():
                 result["detail"] = {"alert": params["alert"], "state": result["alert_state"]}
         pods = client.list("Pod", params["namespace"], label_selector=params["label_selector"])
         result["pods_ready"], result["pods_total"] = detect.pod_readiness(pods)
+        result["unschedulable"] = detect.unschedulable(pods)
     except detect.DetectError as exc:
         module.fail_json(msg=str(exc), **result)
     except (engine_client.ClusterUnreachable, k8s_rest.K8sError) as exc:

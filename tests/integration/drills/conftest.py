@@ -40,7 +40,7 @@ def drill_pool(request, lab, drill_output):
             if hasattr(item, "callspec") and "key" in item.callspec.params
             and item.originalname == "test_fault"]
     parallel = int(os.environ.get("OPSDRILL_DRILL_PARALLEL", "3"))
-    namespaces, created = drill_runner.namespaces_for(min(parallel, max(1, len(keys))))
+    namespaces, created = drill_runner.namespaces_for(min(parallel, max(1, len(keys))), lab, _say)
     _say("drills: %d fault(s) in %d namespace(s): %s" % (len(keys), len(namespaces), ", ".join(namespaces)))
     pool = drill_runner.Pool(keys, namespaces, lab, drill_output, response_window_s=0, log=_say).start()
     _POOL["pool"] = pool

@@ -463,12 +463,49 @@ class Pool:
                 self.done[key].set()
 
 
-def namespaces_for(parallel):
-    """Namespaces to use: $OPSDRILL_DRILL_NAMESPACES (comma list, kept) or opsdrill-drill-<n>."""
+# CPU one more namespace needs: the stack and its monitoring request ~420m, and a fault's
+# rolling update, the dead-man's Job and a flush pod need room on top (measured on the lab).
+NAMESPACE_CPU_M = 550
+
+
+def _millicores(value):
+    text = str(value or "0")
+    return int(float(text[:-1])) if text.endswith("m") else int(float(text) * 1000)
+
+
+def free_cpu_m(lab):
+    """Allocatable CPU of the nodes minus what running and pending pods request (millicores)."""
+    client = KubectlClient(lab["kubectl"], os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"]))
+    proc = client._run("get", "nodes", "-o", "json")
+    allocatable = sum(_millicores(n["status"]["allocatable"].get("cpu")) for n in json.loads(proc.stdout)["items"])
+    proc = client._run("get", "pods", "-A", "-o", "json")
+    requested = 0
+    for pod in json.loads(proc.stdout)["items"]:
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        for container in pod["spec"].get("containers") or []:
+            requested += _millicores(((container.get("resources") or {}).get("requests") or {}).get("cpu"))
+    return allocatable - requested
+
+
+def namespaces_for(parallel, lab=None, log=print):
+    """Namespaces to use: $OPSDRILL_DRILL_NAMESPACES (comma list, kept) or opsdrill-drill-<n>,
+    at most as many as the cluster's free CPU holds (a fault whose new pods stay Pending
+    for lack of CPU shows no symptom)."""
     given = [n.strip() for n in os.environ.get("OPSDRILL_DRILL_NAMESPACES", "").split(",") if n.strip()]
     if given:
         return given, False
-    return ["opsdrill-drill-%d" % (i + 1) for i in range(max(1, parallel))], True
+    wanted = max(1, parallel)
+    if lab is not None:
+        try:
+            fits = max(1, free_cpu_m(lab) // NAMESPACE_CPU_M)
+        except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+            fits = wanted
+        if fits < wanted:
+            log("only %d namespace(s) fit in the cluster's free CPU (%dm each): running %d side by side, not %d"
+                % (fits, NAMESPACE_CPU_M, fits, wanted))
+            wanted = fits
+    return ["opsdrill-drill-%d" % (i + 1) for i in range(wanted)], True
 
 
 def markdown_table(results):

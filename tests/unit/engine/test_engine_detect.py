@@ -164,3 +164,8 @@ def test_parse_ts():
     assert detect._parse_ts("2026-11-22T17:30:00Z") == SINCE
     assert detect._parse_ts("2026-11-22T17:30:00.250000Z") == SINCE + 0.25
     assert detect._parse_ts(None) is None and detect._parse_ts("garbage") is None
+
+
+def test_unschedulable_pods_are_named():
+    pods = [pod("p1"), pod("p2", scheduled="0/1 nodes are available: 1 Insufficient cpu.")]
+    assert detect.unschedulable(pods) == ["p2: 0/1 nodes are available: 1 Insufficient cpu."]
