@@ -339,7 +339,6 @@ class DrillRunner:
                 break
             time.sleep(3)
 
-
     def _check_deploy_repo(self):
         """A release is a commit in the namespace's deploy repository (what the seed's
         ``git log -p services/api-gateway`` finds), reverted by the rollback."""
