@@ -56,7 +56,7 @@ options:
       - section: opsdrill_scorecard
         key: audit_log_command
   desk_file:
-    description: Incident desk entries (JSON).
+    description: Incident desk entries (JSON); without it C(desk.json) in the artifacts dir is read when it exists.
     type: path
     env:
       - name: OPSDRILL_DESK_FILE

@@ -18,6 +18,4 @@ options:
   context:
     description: Kubeconfig context; default its current-context.
     type: str
-requirements:
-  - kubernetes (Python client)
 """

@@ -9,14 +9,11 @@ from __future__ import annotations
 import os
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+# The same cluster options as every opsdrill module (doc fragment opsdrill.drills.cluster,
+# module_defaults group/opsdrill.drills.k8s).
+from ansible_collections.opsdrill.drills.plugins.module_utils.kube_client import CLUSTER_ARGUMENT_SPEC
 
-__all__ = ["ClusterUnreachable", "COMMON_ARGS", "connect", "kubeconfig_path"]
-
-# Options every k8s-talking engine module takes (module_defaults group/opsdrill.drills.k8s).
-COMMON_ARGS = {
-    "kubeconfig": {"type": "path"},
-    "context": {"type": "str"},
-}
+__all__ = ["CLUSTER_ARGUMENT_SPEC", "ClusterUnreachable", "connect", "kubeconfig_path"]
 
 
 class ClusterUnreachable(Exception):

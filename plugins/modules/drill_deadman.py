@@ -65,12 +65,8 @@ options:
     description: Where the watchdog's files go without O(artifacts_dir) (C(<watchdog_dir>/<drill_id>/watchdog)).
     type: path
     default: ~/.local/share/opsdrill/watchdog
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -142,7 +138,7 @@ def main():
             watch_pid={"type": "int"},
             artifacts_dir={"type": "path"},
             watchdog_dir={"type": "path", "default": "~/.local/share/opsdrill/watchdog"},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         required_if=[("state", "armed", ("drill_id", "deadline"))],
         supports_check_mode=True,
     )

@@ -36,12 +36,8 @@ options:
   deploy_repo:
     description: The namespace's deploy repository (a git repository, created when missing); empty disables it.
     type: path
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -127,7 +123,7 @@ def main():
             entry={"type": "dict", "required": True},
             drill={"type": "dict", "required": True},
             deploy_repo={"type": "path"},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
     params = module.params

@@ -42,12 +42,8 @@ options:
     description: With O(state=absent), release whoever holds it (rollback.yml after a lost controller).
     type: bool
     default: false
-  kubeconfig:
-    description: Path to a kubeconfig (default as kubectl, or in-cluster credentials).
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -111,7 +107,7 @@ def main():
             duration_s={"type": "int", "default": 3600},
             info={"type": "dict", "default": {}},
             force={"type": "bool", "default": False},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         required_if=[("state", "present", ("holder",))],
         supports_check_mode=True,
     )

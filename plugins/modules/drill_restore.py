@@ -37,12 +37,8 @@ options:
   deploy_repo:
     description: The namespace's deploy repository; release faults get a revert commit there.
     type: path
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -119,7 +115,7 @@ def main():
             mode={"type": "str", "choices": ["restore", "verify"], "default": "restore"},
             fail_on_difference={"type": "bool", "default": True},
             deploy_repo={"type": "path"},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
     params = module.params

@@ -45,7 +45,11 @@ options:
     type: list
     elements: str
   desk_file:
-    description: Incident desk entries, a JSON file (schema C(module_utils/scoring/schemas/desk.schema.json)).
+    description:
+      - Incident desk entries, a JSON file (schema C(module_utils/scoring/schemas/desk.schema.json)).
+      - Without it and without O(desk_entries), C(desk.json) in O(artifacts_dir) is read when it exists
+        (where the drill engine's default expects the team's entries); otherwise the desk criteria are not assessed.
+      - A given file that does not exist makes the desk criteria not assessed, with a note naming it.
     type: path
   desk_entries:
     description: Incident desk entries given directly, same shape as O(desk_file). Wins over O(desk_file).

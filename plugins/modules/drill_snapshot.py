@@ -42,12 +42,8 @@ options:
   artifacts_dir:
     description: Where the local copy goes; none without it.
     type: path
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -111,7 +107,7 @@ def main():
             deadline={"type": "float", "required": True},
             seed={"type": "int"},
             artifacts_dir={"type": "path"},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
     params = module.params

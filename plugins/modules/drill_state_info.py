@@ -20,12 +20,8 @@ options:
     description: Drill namespace.
     type: str
     required: true
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -65,7 +61,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.COMMON_ARGS),
+        argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
     namespace = module.params["namespace"]

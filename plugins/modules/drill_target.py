@@ -23,6 +23,8 @@ options:
     description: A missing namespace is fine (the caller creates it, labelled, or is removing it).
     type: bool
     default: false
+requirements:
+  - kubernetes (Python client)
 extends_documentation_fragment:
   - opsdrill.drills.cluster
 """

@@ -60,12 +60,8 @@ options:
     description: Pods counted for the progress line.
     type: str
     default: app.kubernetes.io/part-of=opsdrill-seo-tool
-  kubeconfig:
-    description: Path to a kubeconfig.
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
+extends_documentation_fragment:
+  - opsdrill.drills.cluster
 """
 
 EXAMPLES = r"""
@@ -151,7 +147,7 @@ def main():
             baseline={"type": "dict", "default": {}},
             prometheus={"type": "str", "default": "prometheus:9090"},
             label_selector={"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
-            **engine_client.COMMON_ARGS),
+            **engine_client.CLUSTER_ARGUMENT_SPEC),
         required_if=[("condition", "symptom", ("detect",)), ("condition", "alert", ("alert",))],
         supports_check_mode=True,
     )

@@ -31,6 +31,8 @@ options:
     description: Query parameters, for example C(query=up) as a dict.
     type: dict
     default: {}
+requirements:
+  - kubernetes (Python client)
 extends_documentation_fragment:
   - opsdrill.drills.cluster
 """

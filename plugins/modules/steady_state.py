@@ -40,6 +40,8 @@ options:
     type: list
     elements: str
     default: [ServiceDown, HighErrorRate]
+requirements:
+  - kubernetes (Python client)
 extends_documentation_fragment:
   - opsdrill.drills.cluster
 """

@@ -26,6 +26,9 @@ from .timeline import load_timeline, timeline_path
 # fault (written by the drill playbooks): {"catalog_entry": {...}} or {"fault": {...}}.
 STATE_FILES = ('drill-state.json', 'drill_state.json', 'briefing.json')
 STATE_KEYS = ('catalog_entry', 'fault_entry', 'fault')
+# The team's incident desk entries, when no desk file or entries are given
+# (the drill engine's default, drill_engine_desk_file empty).
+DESK_FILENAME = 'desk.json'
 
 
 def find_catalog_entry(artifacts_dir):
@@ -48,6 +51,14 @@ def find_catalog_entry(artifacts_dir):
             if isinstance(entry, dict) and ('accepted_fixes' in entry or 'symptom_only_fixes' in entry):
                 return entry, '%s#%s' % (path, key)
     return None, None
+
+
+def find_desk_file(artifacts_dir):
+    """``<artifacts_dir>/desk.json`` when the team wrote one there, else None."""
+    if not artifacts_dir:
+        return None
+    path = os.path.join(artifacts_dir, DESK_FILENAME)
+    return path if os.path.isfile(path) else None
 
 
 def _as_list(value):
@@ -79,11 +90,14 @@ def build_scorecard(artifacts_dir=None, timeline_file=None, audit_log=None, audi
                                       trainees=_as_list(trainees), trainee_groups=groups, namespaces=ns))
     else:
         sources.append(MissingSource('audit', 'no audit log given'))
+    if desk_entries is None and not desk_file:
+        desk_file = find_desk_file(artifacts_dir)
     if desk_entries is not None or desk_file:
         sources.append(DeskSource(path=desk_file or None, entries=desk_entries,
                                   label=desk_file or '<desk_entries var>'))
     else:
-        sources.append(MissingSource('desk', 'no incident desk entries given'))
+        sources.append(MissingSource('desk', 'no incident desk entries given (and no %s in the artifacts dir)'
+                                     % DESK_FILENAME))
     evidence = EvidenceSet(sources)
     source_info = evidence.describe_sources()
     source_info.insert(0, {'name': 'timeline', 'label': tl_path or '<none>', 'available': timeline.available,

@@ -46,6 +46,11 @@ up() {
   ipt -A OPSDRILL-GUARD-OUT -o lo -j RETURN
   ipt -A OPSDRILL-GUARD-OUT -o "$bridge" -j RETURN
   ipt -A OPSDRILL-GUARD-OUT -o "$node_if" -j RETURN
+  # The host's own connections to a Service address: kube-proxy DNATs them to the node
+  # or a pod, but -o still names the interface chosen before the DNAT. Let them pass
+  # when the new destination is inside the lab, whose routes keep them there.
+  ipt -A OPSDRILL-GUARD-OUT -m conntrack --ctstate DNAT -d "$node_ip" -j RETURN
+  ipt -A OPSDRILL-GUARD-OUT -m conntrack --ctstate DNAT -d "$pod_cidr" -j RETURN
   ipt -A OPSDRILL-GUARD-OUT -d "$guard_cidr" -j DROP
   for hook in INPUT:OPSDRILL-GUARD-IN FORWARD:OPSDRILL-GUARD-FWD OUTPUT:OPSDRILL-GUARD-OUT; do
     if ! ipt -C "${hook%%:*}" -j "${hook#*:}" 2>/dev/null; then

@@ -182,7 +182,8 @@ def test_lookup_returns_a_copy(cat):
 
 def test_regex_braces_survive_placeholders(cat):
     entry = cat.lookup("error_spike", "code", "exception_handling")
-    assert entry["steps"][0]["params"]["env"]["SEO_FAULT_EXCEPTION_INPUTS"] == r"[^a-z ]|\bse[om]\b"
+    assert entry["steps"][0]["params"]["env"]["SEO_FAULT_EXCEPTION_INPUTS"] == \
+        r"[^a-z ]|\bse[om]\b|\b(marketing|search|tracker|audit)\b"
 
 
 # -- validation ------------------------------------------------------------------------

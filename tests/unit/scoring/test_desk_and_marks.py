@@ -1,6 +1,7 @@
 """Incident desk entries and trainer marks: parsing, schemas, errors."""
 
 import json
+import shutil
 
 import jsonschema
 import pytest
@@ -82,6 +83,45 @@ def test_empty_desk_text_does_not_count():
     sc = score(desk=None, desk_entries=entries)
     comm = crit(sc, 'process.communication')
     assert comm['status'] == 'fail' and comm['points'] == 0
+
+
+def _artifacts(tmp_path, desk=None):
+    shutil.copy(fx('timeline-recovered.jsonl'), str(tmp_path / 'timeline.jsonl'))
+    if desk:
+        shutil.copy(fx(desk), str(tmp_path / 'desk.json'))
+    return str(tmp_path)
+
+
+def _sources(sc):
+    return dict((s['name'], s) for s in sc['sources'])
+
+
+def test_desk_json_in_the_artifacts_dir_is_read_by_default(tmp_path):
+    # The drill engine passes no desk_file by default: the team's desk.json next to the timeline counts.
+    sc = score(timeline=None, desk=None, artifacts_dir=_artifacts(tmp_path, 'desk-full.json'))
+    desk = _sources(sc)['desk']
+    assert desk['available'] and desk['items'] > 0 and desk['label'].endswith('desk.json')
+    assert crit(sc, 'process.communication')['status'] != 'not_assessed'
+    assert crit(sc, 'documentation.recovery_steps')['status'] != 'not_assessed'
+
+
+def test_no_desk_json_leaves_the_desk_not_assessed(tmp_path):
+    sc = score(timeline=None, desk=None, artifacts_dir=_artifacts(tmp_path))
+    desk = _sources(sc)['desk']
+    assert not desk['available'] and 'desk.json' in desk['note']
+    assert crit(sc, 'process.communication')['status'] == 'not_assessed'
+
+
+def test_a_given_desk_file_wins_over_desk_json(tmp_path):
+    artifacts = _artifacts(tmp_path, 'desk-full.json')
+    sc = score(timeline=None, desk='desk-two-trainees.json', artifacts_dir=artifacts)
+    assert _sources(sc)['desk']['label'] == fx('desk-two-trainees.json')
+    # A named file that is missing is reported as such, never replaced by desk.json.
+    missing = str(tmp_path / 'elsewhere.json')
+    sc = score(timeline=None, desk=None, desk_file=missing, artifacts_dir=artifacts)
+    desk = _sources(sc)['desk']
+    assert not desk['available'] and missing in desk['note']
+    assert crit(sc, 'process.communication')['status'] == 'not_assessed'
 
 
 # Trainer marks -------------------------------------------------------------------
