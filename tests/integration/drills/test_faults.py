@@ -6,8 +6,6 @@ drill's own report.
     pytest tests/integration/drills -k memory_limits
     OPSDRILL_DRILL_PARALLEL=3 pytest tests/integration/drills/test_faults.py
 """
-import os
-
 import pytest
 
 import drill_runner
@@ -26,20 +24,6 @@ def _tail(path, lines=40):
             return "".join(handle.readlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-# Faults whose symptom or alert did not come reliably within the documented time in the
-# measured lab runs on 2 cores (see the closing note / docs/faults.md). For them a late or
-# missing symptom/alert is reported as xfail with the measured reason; the rollback checks
-# below stay strict for every fault. OPSDRILL_DRILL_STRICT=1 makes every fault strict.
-KNOWN_UNSTABLE = {
-    "error_spike/code/race_conditions",
-    "error_spike/code/memory_leaks",
-    "error_spike/configuration/auth_issues",
-    "error_spike/resources/cpu_constraints",
-    "error_spike/resources/network_issues",
-}
-STRICT = os.environ.get("OPSDRILL_DRILL_STRICT") == "1"
 
 
 def _timing_problem(result):
@@ -69,7 +53,5 @@ def test_fault(drill_pool, key):
         context, "; ".join(result.steady_problems))
     assert result.deploy_repo == [], "%s: deploy repository: %s" % (context, "; ".join(result.deploy_repo))
     problem = _timing_problem(result)
-    if problem and key in KNOWN_UNSTABLE and not STRICT:
-        pytest.xfail("%s: %s (known unstable on the 2-core lab)" % (context, problem))
     assert result.rc == 0, "%s: ansible-playbook failed: %s\n%s" % (context, result.failure, _tail(result.log))
     assert problem is None, "%s: %s" % (context, problem)
