@@ -35,6 +35,8 @@ edit_service              create/update/patch of services
 delete_pod                delete pods
 cache_flush               pods/exec running redis-cli FLUSHDB/FLUSHALL (also ``exec``)
 exec                      any other pods/exec
+check_access              kubectl auth can-i / whoami (self/subject access
+                          and token reviews: a create, yet no change)
 ========================  ===================================================
 """
 
@@ -71,8 +73,11 @@ CATEGORIES = {
     'edit_deployment': 'config', 'edit_configmap': 'config', 'edit_secret': 'config',
     'edit_service': 'config',
     'cache_flush': 'exec', 'exec': 'exec',
-    'inspect_other': 'other', 'change_other': 'other',
+    'check_access': 'other', 'inspect_other': 'other', 'change_other': 'other',
 }
+
+# Reviews are POSTed (verb create) but only ask the API server a question.
+ACCESS_REVIEW_GROUPS = frozenset(('authorization.k8s.io', 'authentication.k8s.io'))
 
 MUTATING_VERBS = frozenset(('create', 'update', 'patch', 'delete', 'deletecollection'))
 RESTARTED_AT = 'kubectl.kubernetes.io/restartedAt'
@@ -154,25 +159,30 @@ class AuditLogSource(EvidenceSource):
     ``audit_log_command``). ``trainees`` are usernames, ``trainee_groups``
     groups whose members count as trainees. ``namespaces`` limits namespaced
     actions to the drill's namespaces (cluster-wide lists still count).
+    ``since`` / ``until`` (datetimes) limit them to the drill's time: the same
+    namespace and trainees serve one drill after another, and one drill's
+    scorecard must not show the previous drill's fix.
     """
 
     name = 'audit'
 
     def __init__(self, path=None, text=None, label=None, trainees=(),
                  trainee_groups=DEFAULT_TRAINEE_GROUPS, namespaces=None,
-                 dependency_selectors=DEFAULT_DEPENDENCY_SELECTORS):
+                 dependency_selectors=DEFAULT_DEPENDENCY_SELECTORS, since=None, until=None):
         self.path = path
         self._text = text
         self._label = label or path or '<audit log>'
         self.trainees = frozenset(t for t in (trainees or ()) if t)
         self.trainee_groups = frozenset(g for g in (trainee_groups or ()) if g)
         self.namespaces = frozenset(n for n in (namespaces or ()) if n) or None
+        self.since = since
+        self.until = until
         self.dependency_selectors = set()
         for term in dependency_selectors or ():
             self.dependency_selectors |= parse_selector(term)
         self._items = None
         self.stats = {'lines': 0, 'response_complete': 0, 'trainee_events': 0,
-                      'other_namespace': 0, 'ignored': 0, 'truncated_last_line': False}
+                      'other_namespace': 0, 'other_time': 0, 'ignored': 0, 'truncated_last_line': False}
 
     @property
     def available(self):
@@ -196,6 +206,8 @@ class AuditLogSource(EvidenceSource):
                 '%(trainee_events)d by trainees' % self.stats)
         if self.stats['other_namespace']:
             note += ', %d outside the drill namespaces' % self.stats['other_namespace']
+        if self.stats['other_time']:
+            note += ', %d before or after the drill' % self.stats['other_time']
         if self.stats['truncated_last_line']:
             note += ', last line incomplete (log still being written) and skipped'
         return note
@@ -276,6 +288,9 @@ class AuditLogSource(EvidenceSource):
             if object_ref is not None and not isinstance(object_ref, dict):
                 raise ScoringInputError(path, 'line %d: objectRef' % number, 'must be an object')
             self.stats['trainee_events'] += 1
+            if (self.since is not None and ts < self.since) or (self.until is not None and ts > self.until):
+                self.stats['other_time'] += 1
+                continue
             raw.append((ts, number, event))
         raw.sort(key=lambda r: (r[0], r[1]))
         items = []
@@ -326,7 +341,10 @@ class AuditLogSource(EvidenceSource):
         action, summary, aliases = None, None, ()
         mutating = verb in MUTATING_VERBS and not dry_run
 
-        if group == 'metrics.k8s.io':
+        if group in ACCESS_REVIEW_GROUPS:
+            action, summary = 'check_access', 'asked the API server (%s)' % resource
+            mutating = False
+        elif group == 'metrics.k8s.io':
             action, summary = 'view_metrics', 'read resource metrics (%s) in %s' % (resource, where)
         elif resource == 'pods' and subresource == 'log':
             previous = query.get('previous', ['false'])[0].lower() == 'true'

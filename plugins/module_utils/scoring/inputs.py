@@ -86,8 +86,11 @@ def build_scorecard(artifacts_dir=None, timeline_file=None, audit_log=None, audi
     ns = _as_list(namespaces) or ([timeline.namespace] if timeline.namespace else None)
     sources = []
     if audit_text is not None or audit_log:
+        # Only the drill's own time: earlier drills in the namespace are in the same log.
+        # Open-ended while the drill has no drill_finished (scored during or after a killed run).
         sources.append(AuditLogSource(path=audit_log or None, text=audit_text, label=audit_label,
-                                      trainees=_as_list(trainees), trainee_groups=groups, namespaces=ns))
+                                      trainees=_as_list(trainees), trainee_groups=groups, namespaces=ns,
+                                      since=timeline.started_at, until=timeline.ts_of('drill_finished')))
     else:
         sources.append(MissingSource('audit', 'no audit log given'))
     if desk_entries is None and not desk_file:

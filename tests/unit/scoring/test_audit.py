@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import AuditLogSource, ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import parse_selector, workload_of_pod
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.timeutil import parse_ts
 
 from .conftest import fx
 
@@ -289,3 +290,28 @@ def test_helpers():
     assert workload_of_pod('postgres-0') == 'postgres-0'
     assert parse_selector('app=x,tier in (frontend, worker),env!=prod') == {
         ('app', 'x'), ('tier', 'frontend'), ('tier', 'worker')}
+
+
+@pytest.mark.parametrize('uri, resource, group', [
+    ('/apis/authentication.k8s.io/v1/selfsubjectreviews', 'selfsubjectreviews', 'authentication.k8s.io'),
+    ('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', 'selfsubjectaccessreviews', 'authorization.k8s.io'),
+    ('/apis/authorization.k8s.io/v1/selfsubjectrulesreviews', 'selfsubjectrulesreviews', 'authorization.k8s.io'),
+])
+def test_auth_whoami_and_can_i_are_no_changes(uri, resource, group):
+    # kubectl auth whoami / can-i POST a review: verb create, but nothing changes
+    items = classify(event('create', uri, {'resource': resource, 'apiGroup': group, 'apiVersion': 'v1'}))
+    assert [i.action for i in items] == ['check_access']
+    assert not items[0].mutating and items[0].category == 'other'
+
+
+def test_requests_before_or_after_the_drill_are_left_out():
+    # One namespace serves drill after drill: the previous drill's undo is not this drill's.
+    evs = [event('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deploy(), second=1),
+           event('list', '/api/v1/namespaces/seo-tool/pods', pods(), second=10),
+           event('list', '/api/v1/namespaces/seo-tool/pods', pods(), second=50)]
+    source = AuditLogSource(text='\n'.join(json.dumps(e) for e in evs) + '\n',
+                            since=parse_ts('2026-11-22T17:35:05Z'), until=parse_ts('2026-11-22T17:35:40Z'))
+    items = source.collect()
+    assert [(i.action, i.ts.second) for i in items] == [('list_pods', 10)]
+    assert source.stats['other_time'] == 2
+    assert '2 before or after the drill' in source.note

@@ -358,3 +358,43 @@ def test_target_override_from_the_timeline(tmp_path):
     # the trainee patched backend-api, but the fault was in worker
     assert sc['fix_assessment']['level'] == 'unlisted_fix_recovered'
     assert 'trainer should review' in crit(sc, 'technical.problem_solving')['summary']
+
+
+def test_previous_drill_in_the_same_namespace_is_not_this_drills(tmp_path):
+    """The same namespace and audit log serve one drill after another: a rollout undo of an
+    earlier drill (before drill_started) and requests after drill_finished are neither
+    listed nor scored, nor the incident record's fix."""
+    undo = [{'op': 'replace', 'path': '/spec/template', 'value': {'metadata': {}, 'spec': {'containers': []}}}]
+
+    def request(verb, uri, ref, stamp, body=None):
+        ev = {'kind': 'Event', 'apiVersion': 'audit.k8s.io/v1', 'level': 'Request' if body else 'Metadata',
+              'auditID': 'x-' + stamp, 'stage': 'ResponseComplete', 'requestURI': uri, 'verb': verb,
+              'user': {'username': 'trainee-1', 'groups': ['opsdrill:trainees', 'system:authenticated']},
+              'objectRef': ref, 'responseStatus': {'code': 200}, 'requestReceivedTimestamp': stamp,
+              'stageTimestamp': stamp}
+        if body is not None:
+            ev['requestObject'] = body
+        return json.dumps(ev)
+
+    deployment = {'resource': 'deployments', 'namespace': 'seo-tool', 'name': 'backend-api', 'apiGroup': 'apps'}
+    before = [request('get', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deployment,
+                      '2026-11-22T17:20:00.000000Z'),
+              request('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api', deployment,
+                      '2026-11-22T17:20:01.000000Z', undo)]
+    after = [request('list', '/api/v1/namespaces/seo-tool/pods', {'resource': 'pods', 'namespace': 'seo-tool'},
+                     '2026-11-22T17:45:00.000000Z')]
+    with open(fx('audit-recovered.log')) as handle:
+        text = '\n'.join(before) + '\n' + handle.read().rstrip('\n') + '\n' + '\n'.join(after) + '\n'
+    plain = score()
+    sc = score(audit=None, audit_text=text, audit_label='audit.log')
+    started, finished = parse_ts(sc['drill']['started_at']), parse_ts(sc['drill']['finished_at'])
+    assert all(started <= parse_ts(a['ts']) <= finished for a in sc['actions'])
+    assert len(sc['actions']) == len(plain['actions'])
+    assert all(started <= parse_ts(e['ts']) for e in sc['events'])
+    # (compared without refs: the prepended lines shift the audit.log line numbers)
+    assert sc['fix_assessment']['level'] == plain['fix_assessment']['level'] == 'cause_fixed_recovered'
+    assert [(f['ts'], f['action']) for f in sc['fix_assessment']['cause_fixes']] == [
+        (f['ts'], f['action']) for f in plain['fix_assessment']['cause_fixes']]
+    assert sc['fix_assessment']['unlisted_changes'] == []
+    audit = [s for s in sc['sources'] if s['name'] == 'audit'][0]
+    assert '3 before or after the drill' in audit['note']
