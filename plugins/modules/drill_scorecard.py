@@ -142,7 +142,7 @@ summary:
     schema_version:
       description: Scorecard schema version.
       type: str
-      sample: "1.0"
+      sample: "1.1"
     drill_id:
       description: The drill id from the timeline.
       type: str
@@ -174,8 +174,26 @@ summary:
     criteria:
       description: Per criterion id, its status, points and points_max.
       type: dict
+    warnings:
+      description: Remarks on the scoring; reads of the drill's answer key come first.
+      type: list
+      elements: str
+    integrity:
+      description:
+        - Trainees who read the drill's answer key (the drill state ConfigMap or Secret), from the audit log.
+        - C(checked) is false without an audit log. C(review_required) is true when someone read (or tried to read)
+          it; no points are deducted, the trainer decides. C(findings) has one entry per person and object
+          (actor, kind, namespace, name, first_at, first_offset_s, last_at, last_offset_s, requests, refused, shown).
+      type: dict
+      sample:
+        checked: true
+        review_required: true
+        findings:
+          - {actor: trainee-1, kind: configmap, namespace: seo-tool, name: opsdrill-drill-state,
+             first_at: "2026-11-22T17:30:52.462Z", first_offset_s: 42.0, last_at: "2026-11-22T17:30:52.462Z",
+             last_offset_s: 42.0, requests: 1, refused: 0, shown: true}
   sample:
-    schema_version: "1.0"
+    schema_version: "1.1"
     drill_id: seo-tool-20261122T173000Z
     result: pass
     points: 81.5

@@ -14,6 +14,7 @@ One concern per file:
 - ``rubric``       rubric data: load, validate, extend
 - ``matching``     rubric ``match`` expressions over the evidence
 - ``metrics``      time to detect / acknowledge / recover, rollback
+- ``integrity``    trainees who read the drill's answer key (the drill state)
 - ``scorer``       the scorecard
 - ``inputs``       gather inputs from paths and vars, then score
 - ``reports``      scorecard.json, junit.xml and the file writer

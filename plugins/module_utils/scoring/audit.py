@@ -21,7 +21,13 @@ test_endpoint             a services/pods proxy to any other path
 port_forward              pods/portforward
 inspect_deployment        get/list deployments
 inspect_revisions         get/list replicasets or controllerrevisions
-inspect_config            get/list configmaps or secrets
+inspect_config            get/list configmaps or secrets (not the drill state)
+read_drill_state          get - or watch/list narrowed to the name - of the
+                          drill state (ConfigMap or Secret opsdrill-drill-state*),
+                          the drill's answer key. Earns nothing; listed for the
+                          trainer (integrity.py). A list of all configmaps or
+                          secrets stays inspect_config: kubectl's table and the
+                          data come from the same request
 rollout_restart           patch of deployments setting the pod template
                           annotation kubectl.kubernetes.io/restartedAt
 rollout_undo              patch of deployments replacing /spec/template
@@ -74,7 +80,18 @@ CATEGORIES = {
     'edit_service': 'config',
     'cache_flush': 'exec', 'exec': 'exec',
     'check_access': 'other', 'inspect_other': 'other', 'change_other': 'other',
+    # read_drill_state has none: reading the answer key is not the use of a tool.
 }
+
+# The drill engine keeps its state - scenario, variant, fault and the objects
+# before the fault - in the drill namespace: ConfigMap opsdrill-drill-state and a
+# Secret of the same name (plugins/module_utils/snapshot.py STATE_CONFIGMAP; the
+# name is an option there, hence a prefix). This package runs without the rest
+# of the collection (AnsiballZ), so it keeps a copy; a unit test keeps them equal.
+DRILL_STATE_PREFIX = 'opsdrill-drill-state'
+# Reading it is flagged for the trainer, never credited: no rubric match, no
+# first action, no responder (matching.py, metrics.py, scorer.py).
+UNCREDITED_ACTIONS = frozenset(('read_drill_state',))
 
 # Reviews are POSTed (verb create) but only ask the API server a question.
 ACCESS_REVIEW_GROUPS = frozenset(('authorization.k8s.io', 'authentication.k8s.io'))
@@ -86,6 +103,17 @@ _FLUSH = re.compile(r'redis-cli\b.*\bflush(db|all)\b', re.IGNORECASE | re.DOTALL
 _POD_OF_DEPLOYMENT = re.compile(r'^(?P<workload>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$')
 # Seconds within which kubectl's preparatory reads belong to the same command.
 _SAME_COMMAND_S = 3.0
+
+
+def names_drill_state(verb, resource, name):
+    """Does the request read the drill state by its name?
+
+    get, and watch or list narrowed to the name (``fieldSelector=metadata.name=``,
+    which the API server records as the objectRef name): the request asks for
+    that object. A list of all configmaps/secrets (kubectl's table) does not.
+    """
+    return (resource in ('configmaps', 'secrets') and verb in ('get', 'watch', 'list')
+            and isinstance(name, str) and name.startswith(DRILL_STATE_PREFIX))
 
 
 def workload_of_pod(name):
@@ -311,7 +339,7 @@ class AuditLogSource(EvidenceSource):
         resource = ref.get('resource')
         if not resource:
             return None  # discovery (/api, /apis, /openapi) and other non-resource URLs
-        if verb == 'watch':
+        if verb == 'watch' and not names_drill_state(verb, resource, ref.get('name')):
             return None  # follows a list that is already counted
         subresource = ref.get('subresource') or None
         namespace = ref.get('namespace') or None
@@ -425,7 +453,10 @@ class AuditLogSource(EvidenceSource):
             action, summary = 'inspect_revisions', 'inspected %s in %s' % (resource, where)
         elif resource in ('configmaps', 'secrets'):
             kind = 'configmap' if resource == 'configmaps' else 'secret'
-            if verb in ('get', 'list'):
+            if names_drill_state(verb, resource, name):
+                action = 'read_drill_state'
+                summary = "%s the drill's answer key (%s %s)" % ('read' if ok else 'tried to read', kind, where)
+            elif verb in ('get', 'list'):
                 action, summary = 'inspect_config', 'inspected %s %s' % (resource, where)
             elif verb in ('patch', 'update', 'create'):
                 if isinstance(request_object, (dict, list)):

@@ -53,6 +53,12 @@ def render_table(summary_or_scorecard, width=78):
     not_assessed = len([r for r in rows if r[1] == 'not_assessed'])
     lines.append('  %s of the assessed points; %d of %d criteria not assessed (rubric max %g)' % (
         pct, not_assessed, len(rows), head['maximum']))
+    integrity = sc.get('integrity') or {}  # absent before scorecard schema 1.1
+    if integrity.get('review_required'):
+        findings = integrity.get('findings') or []
+        shown = set(f['actor'] for f in findings if f['shown'])
+        readers = sorted(set(f['actor'] if f['actor'] in shown else '%s (refused)' % f['actor'] for f in findings))
+        lines.append("  TRAINER REVIEW REQUIRED: the drill's answer key was read by %s" % ', '.join(readers))
     for warning in head['warnings']:
         lines.append('  ! %s' % warning)
     return '\n'.join(lines)

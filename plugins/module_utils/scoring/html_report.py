@@ -48,6 +48,7 @@ ul.ev li{margin:2px 0}
 .src{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px;color:#52606d}
 .muted{color:#7b8794}
 .warn{background:#fffbea;border-color:#f7c948}
+.review{background:#ffe3e3;border-color:#e12d39}
 .chart{width:100%;height:auto;display:block}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:10px}
 .phase{border:1px solid #e4e7eb;border-radius:6px;padding:8px 10px}
@@ -202,7 +203,10 @@ def render_chart(scorecard):
         cy = lane_tops[lane] + lane_h / 2
         px = x(ts)
         title = '%s %s: %s' % (act['ts'][11:19], act.get('actor') or '', act['summary'])
-        if act.get('fix') in ('cause', 'symptom'):
+        if act.get('action') == 'read_drill_state':
+            out.append('<circle class="answer-key-mark" cx="%.1f" cy="%.1f" r="6" fill="#ffffff" stroke="#e12d39" '
+                       'stroke-width="3"><title>%s (read the drill\'s answer key)</title></circle>' % (px, cy, e(title)))
+        elif act.get('fix') in ('cause', 'symptom'):
             color = '#199473' if act['fix'] == 'cause' else '#e12d39'
             what = 'fixes the cause' if act['fix'] == 'cause' else 'symptom only'
             out.append('<path class="fix-mark" d="M%.1f %.1f l7 -7 l7 7 l-7 7 z" fill="%s" stroke="#1f2933" stroke-width="1">'
@@ -232,12 +236,16 @@ def render_chart(scorecard):
     bars = (('detection', 'detection'), ('response_window', 'response window'), ('rollback', 'rollback'),
             ('verification', 'verification'))
     legend += [('bar', PHASE_COLORS[k], t) for k, t in bars]
+    if any(act.get('action') == 'read_drill_state' for act in actions):
+        legend.append(('ring', '#e12d39', 'answer key read'))  # short: the legend is one row
     for shape, color, text in legend:
         if shape == 'circle':
             out.append('<circle cx="%d" cy="%d" r="4.5" fill="%s"/>' % (lx + 5, ly, color))
         elif shape == 'rect':
             out.append('<rect x="%d" y="%d" width="9" height="9" fill="#fff" stroke="#3e4c59" stroke-width="1.5"/>'
                        % (lx + 1, ly - 4))
+        elif shape == 'ring':
+            out.append('<circle cx="%d" cy="%d" r="5" fill="#fff" stroke="%s" stroke-width="3"/>' % (lx + 5, ly, color))
         elif shape == 'diamond':
             out.append('<path d="M%d %d l6 -6 l6 6 l-6 6 z" fill="%s" stroke="#1f2933"/>' % (lx, ly, color))
         else:
@@ -283,6 +291,24 @@ def _kpi(label, metric, extra=''):
             % (e(label), e(value), e('; '.join(note))))
 
 
+def _integrity_section(integrity):
+    """Who read the drill's answer key, first on the page: the trainer reviews it."""
+    rows = ''.join('<tr><td><b>%s</b></td><td>%s %s</td><td>%s %s</td><td>%d</td><td>%s <span class="src">%s</span></td>'
+                   '<td>%s</td></tr>' % (
+                       e(f['actor']), e((f['first_at'] or '')[11:19]), e(format_offset(f['first_offset_s'])),
+                       e((f['last_at'] or '')[11:19]), e(format_offset(f['last_offset_s'])), f['requests'], e(f['kind']),
+                       e('%s/%s' % (f['namespace'], f['name']) if f['namespace'] else f['name']),
+                       'yes' if f['shown'] else 'no (refused)')
+                   for f in integrity['findings'])
+    reads = _evidence_list(integrity['drill_state_reads'])
+    return ('<section class="review" id="integrity"><h2>Trainer review required: the drill\'s answer key was read</h2>'
+            '<p>The audit log shows trainees reading the drill state (scenario, variant and fault). No points were '
+            'deducted: review it, and use trainer marks if points should change.</p>'
+            '<table><tr><th>Who</th><th>First</th><th>Last</th><th>Requests</th><th>Object</th><th>Shown</th></tr>%s</table>'
+            '<details><summary>Requests (%d)</summary>%s</details><p class="muted">Limits of this check: %s</p></section>'
+            % (rows, len(integrity['drill_state_reads']), reads, e(integrity.get('note') or '')))
+
+
 def render_html(scorecard):
     drill = scorecard['drill']
     totals = scorecard['totals']
@@ -295,11 +321,15 @@ def render_html(scorecard):
     parts.append('<header><h1>%s</h1><div class="sub">%s / %s / %s &middot; namespace %s &middot; scored %s</div>'
                  % (e(title), e(drill.get('scenario') or '?'), e(drill.get('variant') or '?'), e(drill.get('fault') or '?'),
                     e(drill.get('namespace') or '?'), e(scorecard['generated_at'])))
-    parts.append('<div style="margin-top:8px">%s <b>%g</b> of %g assessed points (%s) &middot; %d of %d criteria assessed'
+    integrity = scorecard.get('integrity') or {}  # absent before scorecard schema 1.1
+    review = ' %s' % _badge('fail', 'TRAINER REVIEW REQUIRED') if integrity.get('review_required') else ''
+    parts.append('<div style="margin-top:8px">%s%s <b>%g</b> of %g assessed points (%s) &middot; %d of %d criteria assessed'
                  ' &middot; rubric %s %s</div></header><main>'
                  % (_badge(totals['result'], totals['result'].replace('_', ' ').upper()).replace('class="badge', 'class="badge result'),
-                    totals['points'], totals['points_assessed_max'], e(pct), totals['assessed'],
+                    review, totals['points'], totals['points_assessed_max'], e(pct), totals['assessed'],
                     totals['assessed'] + totals['not_assessed'], e(scorecard['rubric']['name']), e(scorecard['rubric']['version'])))
+    if integrity.get('review_required'):
+        parts.append(_integrity_section(integrity))
     if scorecard['warnings']:
         parts.append('<section class="warn"><h2>Warnings</h2><ul>%s</ul></section>'
                      % ''.join('<li>%s</li>' % e(w) for w in scorecard['warnings']))

@@ -100,6 +100,7 @@ def render_incident_record(scorecard):
     if fix.get('root_cause'):
         lines.append('| Root cause (catalog) | %s |' % md(fix['root_cause']))
     lines.append('')
+    lines.extend(_integrity_lines(scorecard))
     lines.append('## Key moments')
     lines.append('')
     lines.append('| Moment | Time | T+ | Who | Detail |')
@@ -138,8 +139,30 @@ def render_incident_record(scorecard):
     lines.append('**%s**: %g of %g assessed points (%s); %d criteria not assessed.' % (
         totals['result'].upper().replace('_', ' '), totals['points'], totals['points_assessed_max'], pct,
         totals['not_assessed']))
+    if (scorecard.get('integrity') or {}).get('review_required'):
+        lines.append('')
+        lines.append('**Trainer review required**: see Integrity above.')
     lines.append('')
     return '\n'.join(lines)
+
+
+def _integrity_lines(scorecard):
+    """Who read the drill's answer key; nothing when nobody did (or no audit log)."""
+    integrity = scorecard.get('integrity') or {}  # absent before scorecard schema 1.1
+    if not integrity.get('review_required'):
+        return []
+    lines = ['## Integrity: trainer review required', '',
+             "The audit log shows trainees reading the drill's answer key (the drill state). "
+             'No points were deducted: the trainer decides, with trainer marks if needed.', '',
+             '| Who | First | Last | Requests | Object | Shown |', '|---|---|---|---|---|---|']
+    for found in integrity['findings']:
+        lines.append('| %s | %s %s | %s %s | %d | %s %s | %s |' % (
+            md(found['actor']), _clock(found['first_at']), format_offset(found['first_offset_s']),
+            _clock(found['last_at']), format_offset(found['last_offset_s']), found['requests'], found['kind'],
+            md('%s/%s' % (found['namespace'], found['name']) if found['namespace'] else found['name']),
+            'yes' if found['shown'] else 'no (refused)'))
+    lines.append('')
+    return lines
 
 
 def render_postmortem(scorecard, followup=None):

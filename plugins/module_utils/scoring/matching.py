@@ -22,9 +22,12 @@ an unavailable source is *not assessable*, which is not the same as zero.
 
 from __future__ import annotations
 
+from .audit import UNCREDITED_ACTIONS
 from .evidence import EvidenceItem
 
-NOT_COUNTED_ACTIONS = frozenset(('resolve_log_pods', 'resolve_target'))
+# Parts of another kubectl command, and reads of the drill's answer key (flagged
+# for the trainer, never credited - not even by ``actions: [any]``).
+NOT_COUNTED_ACTIONS = frozenset(('resolve_log_pods', 'resolve_target')) | UNCREDITED_ACTIONS
 
 
 class MatchResult(object):
@@ -143,8 +146,8 @@ def evaluate(match, ctx):
     elif 'events' in match:
         wanted = set(match['events'])
         pool = [i for i in ctx.timeline_items() if i.action in wanted or i.action.split(':')[0] in wanted]
-    else:  # participants_min
-        pool = [i for i in ev.items if i.source in ('audit', 'desk')]
+    else:  # participants_min; reading the answer key does not make a responder
+        pool = [i for i in ev.items if i.source in ('audit', 'desk') and i.action not in UNCREDITED_ACTIONS]
     pool = [i for i in pool if _where_ok(i, match.get('where'))]
     start, end = ctx.window(match.get('window', default_window))
     pool = _in_window(pool, start, end)

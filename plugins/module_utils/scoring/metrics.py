@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from .audit import UNCREDITED_ACTIONS
 from .timeutil import format_ts, seconds_between
 
 TEAM_SOURCES = ('audit', 'desk')
@@ -36,7 +37,8 @@ class Anchors(object):
         self.recovery = timeline.restored_by_team_at
         self.drill_start = timeline.started_at
         self.drill_end = timeline.finished_at
-        team = [i for i in evidence.items if i.source in TEAM_SOURCES]
+        # Reading the drill's answer key is no acknowledgement of the alert.
+        team = [i for i in evidence.items if i.source in TEAM_SOURCES and i.action not in UNCREDITED_ACTIONS]
         if self.injection is not None:
             team = [i for i in team if i.ts >= self.injection]
         if self.response_end is not None:

@@ -61,6 +61,10 @@ def render_junit(scorecard):
                       value='' if metric['seconds'] is None else str(metric['seconds']))
     ET.SubElement(props, 'property', name='percent', value='' if totals['percent'] is None else str(totals['percent']))
     ET.SubElement(props, 'property', name='result', value=totals['result'])
+    integrity = scorecard.get('integrity')  # absent before scorecard schema 1.1
+    if integrity is not None:
+        ET.SubElement(props, 'property', name='trainer_review_required',
+                      value='true' if integrity['review_required'] else 'false')
     for crit in criteria:
         case = ET.SubElement(suite, 'testcase', classname='opsdrill.%s' % crit['group'],
                              name='%s: %s' % (crit['id'], crit['title']), time='0')

@@ -13,15 +13,17 @@ from __future__ import annotations
 import datetime
 import math
 
+from .audit import UNCREDITED_ACTIONS
 from .errors import ScoringError
 from .fixes import FixCatalog, describe_rule
+from .integrity import integrity_section, integrity_warnings, summarize_integrity
 from .marks import check_marks_against
 from .matching import MatchContext, evaluate
 from .metrics import Anchors, compute_metrics
 from .timeutil import UTC, format_ts, seconds_between, format_duration
 
 SCORECARD_SCHEMA = 'opsdrill.scorecard'
-SCORECARD_SCHEMA_VERSION = '1.0'
+SCORECARD_SCHEMA_VERSION = '1.1'  # 1.1: optional ``integrity`` (and in the summary)
 MAX_CITATIONS = 25
 
 
@@ -439,6 +441,8 @@ class Scorer(object):
                     person['symptom_fixes'] += 1
             else:
                 person['desk_entries'] += 1
+            if item.action in UNCREDITED_ACTIONS:
+                continue  # reading the answer key is not their first action (as in metrics.Anchors)
             if in_window and (person['first_action_at'] is None or item.ts < person['first_action_at']):
                 person['first_action_at'] = item.ts
         for crit in criteria:
@@ -535,6 +539,9 @@ class Scorer(object):
             self.warnings.append('catalog entry %r does not match the drill fault %r' % (self.catalog_entry['name'], tl.fault))
         if not tl.available:
             self.warnings.append('no timeline: timings and recovery are not assessed')
+        integrity = integrity_section(self.evidence, tl.injected_at or tl.started_at)
+        # First: the trainer must see them before any other remark.
+        self.warnings[:0] = integrity_warnings(integrity)
         return {
             'schema': SCORECARD_SCHEMA,
             'schema_version': SCORECARD_SCHEMA_VERSION,
@@ -557,6 +564,7 @@ class Scorer(object):
             'checklist': self.score_checklist(),
             'events': self.key_events(),
             'actions': self.actions(),
+            'integrity': integrity,
             'totals': {
                 'points': points, 'points_assessed_max': assessed_max, 'points_max': total_max,
                 'percent': percent, 'pass_percent': rubric.pass_percent, 'result': result,
@@ -600,4 +608,6 @@ def summarize(scorecard, reports=None):
         'participants': [p['name'] for p in scorecard['participants']],
         'reports': reports or {},
         'warnings': scorecard['warnings'],
+        # None for a scorecard written before schema 1.1
+        'integrity': summarize_integrity(scorecard['integrity']) if scorecard.get('integrity') else None,
     }

@@ -197,6 +197,8 @@ class Trainee:
         self.desk.post("incident_log", "ServiceDown fired: backend-api unreachable, SEO tool backend down")
         self.desk.post("team_coordination", "%s investigates backend-api; nobody else changes it" % self.desk.author)
         pod = self.crashed_backend_pod()
+        # A trainee who peeks at the drill's answer key: the scorecard must flag it.
+        self.kubectl("get", "configmap", "opsdrill-drill-state", "-n", self.namespace, "-o", "yaml")
         self.kubectl("describe", "pod", pod, "-n", self.namespace)
         self.kubectl("logs", pod, "-n", self.namespace, "--previous", check=False)
         self.desk.post("status_update", "Investigating: backend-api pods are OOMKilled and restarting")
@@ -258,6 +260,7 @@ def consistent(action, summary, event):
         "inspect_revisions": verb in READS and resource in ("replicasets", "controllerrevisions"),
         "inspect_deployment": verb in READS and resource == "deployments",
         "inspect_config": verb in READS and resource in ("configmaps", "secrets"),
+        "read_drill_state": verb in READS and resource == "configmaps" and ref.get("name") == "opsdrill-drill-state",
         "check_endpoints": verb in READS and resource in ("services", "endpoints", "endpointslices"),
         "resolve_target": verb in READS,
         "rollout_undo": verb in WRITES and resource == "deployments" and not sub,
@@ -416,6 +419,17 @@ def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
         assert criteria[cid]["status"] != "not_assessed" and criteria[cid]["points"] > 0, criteria[cid]
     for cid in ("technical.service_recovery", "technical.problem_solving", "technical.log_analysis"):
         assert criteria[cid]["points"] == criteria[cid]["points_max"], criteria[cid]
+
+    # The peek at the drill state is on the scorecard for the trainer, at the audit log's time.
+    integrity = card["integrity"]
+    assert integrity["review_required"] is True, integrity
+    peeks = [f for f in integrity["findings"] if f["actor"] == trainee_kube.user]
+    assert len(peeks) == 1 and peeks[0]["name"] == "opsdrill-drill-state" and peeks[0]["shown"], integrity
+    peek_requests = [e for e in audit if (e.get("objectRef") or {}).get("name") == "opsdrill-drill-state"
+                     and (e.get("objectRef") or {}).get("resource") == "configmaps" and started <= e["_epoch"] <= finished]
+    assert peek_requests, "the trainee's read of the drill state is not in the audit log"
+    assert abs(parse_time(peeks[0]["first_at"]) - peek_requests[0]["_epoch"]) <= AUDIT_MATCH_S, (peeks, peek_requests[0])
+    assert any("answer key" in w for w in card["warnings"]), card["warnings"]
 
     figures = {
         "drill_id": result.drill_id, "time_to_detect_s": detect, "time_to_recover_s": recover["seconds"],

@@ -4,8 +4,10 @@ import json
 
 import pytest
 
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import AuditLogSource, ScoringInputError
-from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import parse_selector, workload_of_pod
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import (
+    DRILL_STATE_PREFIX, parse_selector, workload_of_pod)
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.timeutil import parse_ts
 
 from .conftest import fx
@@ -315,3 +317,72 @@ def test_requests_before_or_after_the_drill_are_left_out():
     assert [(i.action, i.ts.second) for i in items] == [('list_pods', 10)]
     assert source.stats['other_time'] == 2
     assert '2 before or after the drill' in source.note
+
+
+def state_ref(resource='configmaps', name=DRILL_STATE_PREFIX, ns='seo-tool'):
+    ref = {'resource': resource, 'namespace': ns, 'apiVersion': 'v1'}
+    if name:
+        ref['name'] = name
+    return ref
+
+
+@pytest.mark.parametrize('ev, action', [
+    # kubectl get/describe cm opsdrill-drill-state (-o yaml): the answer key
+    (event('get', '/api/v1/namespaces/seo-tool/configmaps/opsdrill-drill-state', state_ref()), 'read_drill_state'),
+    # its companion Secret (snapshotted Secrets), same name
+    (event('get', '/api/v1/namespaces/seo-tool/secrets/opsdrill-drill-state', state_ref('secrets')), 'read_drill_state'),
+    # a drill state under another name (drill_snapshot's name option) still starts with the prefix
+    (event('get', '/api/v1/namespaces/seo-tool/configmaps/opsdrill-drill-state-blue',
+           state_ref(name='opsdrill-drill-state-blue')), 'read_drill_state'),
+    # kubectl get cm opsdrill-drill-state -w: the API server names the object of a watch by its field selector
+    (event('watch', '/api/v1/namespaces/seo-tool/configmaps?fieldSelector=metadata.name%3Dopsdrill-drill-state&watch=true',
+           state_ref()), 'read_drill_state'),
+    (event('list', '/api/v1/namespaces/seo-tool/configmaps?fieldSelector=metadata.name%3Dopsdrill-drill-state',
+           state_ref()), 'read_drill_state'),
+    # a list of all configmaps / secrets: the table and the data are the same request, so no finding
+    (event('list', '/api/v1/namespaces/seo-tool/configmaps?limit=500', state_ref(name=None)), 'inspect_config'),
+    (event('list', '/api/v1/namespaces/seo-tool/secrets?limit=500', state_ref('secrets', name=None)), 'inspect_config'),
+    # the dead-man's switch code is only code
+    (event('get', '/api/v1/namespaces/seo-tool/configmaps/opsdrill-deadman-code', state_ref(name='opsdrill-deadman-code')),
+     'inspect_config'),
+    # changing the drill state is a change, not a read
+    (event('patch', '/api/v1/namespaces/seo-tool/configmaps/opsdrill-drill-state', state_ref()), 'edit_configmap'),
+])
+def test_drill_state_reads(ev, action):
+    items = classify(ev)
+    assert [i.action for i in items] == [action]
+    if action == 'read_drill_state':
+        item = items[0]
+        assert "the drill's answer key" in item.summary
+        assert item.category is None  # no tool category: earns nothing in tool usage
+        assert not item.mutating and item.ok
+
+
+def test_drill_state_read_by_someone_else_is_not_listed():
+    uri = '/api/v1/namespaces/seo-tool/configmaps/opsdrill-drill-state'
+    items = classify(event('get', uri, state_ref(), user='kubernetes-admin', groups=('kubeadm:cluster-admins',)),
+                     event('get', uri, state_ref(), user='trainer-anna', groups=('opsdrill:trainers',)),
+                     event('get', uri, state_ref(), user='system:serviceaccount:opsdrill:drill-runner',
+                           groups=('system:serviceaccounts', 'opsdrill:trainees')))
+    assert items == []
+
+
+def test_refused_drill_state_read_is_an_attempt():
+    item = classify(event('get', '/api/v1/namespaces/seo-tool/secrets/opsdrill-drill-state', state_ref('secrets'),
+                          code=403))[0]
+    assert item.action == 'read_drill_state' and not item.ok
+    assert item.summary.startswith("tried to read the drill's answer key (secret seo-tool/opsdrill-drill-state)")
+    assert '[HTTP 403]' in item.summary
+
+
+def test_watch_of_all_configmaps_is_still_ignored():
+    assert classify(event('watch', '/api/v1/namespaces/seo-tool/configmaps?watch=true', state_ref(name=None))) == []
+
+
+def test_drill_state_names_are_the_engines():
+    # The scoring package keeps its own copy of the name (it runs without the rest of the collection).
+    secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'db', 'namespace': 'seo-tool'}, 'data': {'a': 'Yg=='}}
+    configmap, companion = snapshot.build_state_objects('seo-tool', {'fault': 'memory_limits'}, [secret])
+    assert snapshot.STATE_CONFIGMAP == DRILL_STATE_PREFIX
+    assert configmap['metadata']['name'].startswith(DRILL_STATE_PREFIX)
+    assert companion['kind'] == 'Secret' and companion['metadata']['name'].startswith(DRILL_STATE_PREFIX)
