@@ -44,6 +44,8 @@ except ImportError:  # standalone: the files sit side by side
     import snapshot as _snap  # type: ignore[no-redef]
 
 LEASE_NAME = "opsdrill-drill"
+# How long the watchdog waits for the restored Deployments to roll out before verifying.
+ROLLOUT_TIMEOUT_S = 240
 
 
 def _log(msg, **data):
@@ -96,6 +98,25 @@ def record(artifacts_dir, state, event, data):
         _log("timeline not written", error=str(exc), event=event)
 
 
+def verify_after_restore(client, args, state, outcome, timeout_s=ROLLOUT_TIMEOUT_S):
+    """Verify like the playbook's rollback would have: the restore's own re-read of the
+    live objects found no difference, and the restored Deployments finish rolling out."""
+    try:
+        _state, objects, _cm = _restore.load_state(client, args.namespace)
+        pending = _restore.wait_for_rollouts(client, args.namespace, objects, log=_log, timeout_s=timeout_s)
+    except (_restore.RestoreError, _k8s.K8sError) as exc:
+        pending, problems = None, ["steady state not checked: %s" % exc]
+    else:
+        problems = ["Deployment/%s: rollout not finished after %d s" % (name, timeout_s) for name in pending]
+    if pending == []:
+        record(args.artifacts_dir, state, "steady_state_restored", {"by": "rollback"})
+    differences = outcome.get("remaining") or []
+    ok = not differences and not problems
+    record(args.artifacts_dir, state, "verify_passed" if ok else "verify_failed",
+           {"by": "watchdog", "ok": ok, "differences": differences, "problems": problems})
+    return ok
+
+
 def interrupted(client, args, state):
     """Roll the drill back after its controller went away."""
     error = ("controller process %d ended while the drill was armed (interrupted or killed); "
@@ -114,7 +135,11 @@ def interrupted(client, args, state):
     _log("restore finished", ok=outcome.get("ok"), error=outcome.get("error"),
          actions=outcome.get("actions"), skipped=outcome.get("skipped"))
     if not outcome.get("ok"):
+        record(args.artifacts_dir, state, "verify_failed",
+               {"by": "watchdog", "ok": False, "differences": outcome.get("remaining") or [],
+                "problems": [outcome.get("error")] if outcome.get("error") else []})
         return 1
+    verify_after_restore(client, args, state, outcome)
     try:
         removed = _deadman.remove(client, args.namespace)
         record(args.artifacts_dir, state, "deadman_disarmed", {"by": "watchdog", "removed": removed})

@@ -107,9 +107,30 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events][1:] == [
         "response_window_ended", "drill_failed", "rollback_started", "rollback_finished",
-        "deadman_disarmed", "drill_finished"]
+        "steady_state_restored", "verify_passed", "deadman_disarmed", "drill_finished"]
     assert events[1]["data"]["reason"] == "interrupted"
+    assert events[5]["data"] == {"by": "rollback"}
+    assert events[6]["data"] == {"by": "watchdog", "ok": True, "differences": [], "problems": []}
     assert watchdog.read_state(api, NS)["armed"] is False
+
+
+def test_watchdog_verification_fails_on_a_rollout_that_does_not_finish(api, tmp_path, monkeypatch):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    drill = {"drill_id": "d1", "scenario": "outage", "variant": "resources", "fault": "memory_limits",
+             "namespace": NS}
+    engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
+    monkeypatch.setattr(restore, "rollouts_pending", lambda client, ns, objects: ["backend-api"])
+    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+
+    class Args:
+        namespace = NS
+        artifacts_dir = str(tmp_path)
+
+    state = watchdog.read_state(api, NS)
+    assert watchdog.verify_after_restore(api, Args, state, {"ok": True, "remaining": []}, timeout_s=0) is False
+    events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["verify_failed"]
+    assert events[0]["data"]["problems"] == ["Deployment/backend-api: rollout not finished after 0 s"]
 
 
 def _git(path, *args):
