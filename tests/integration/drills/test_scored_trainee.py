@@ -420,6 +420,18 @@ def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
     for cid in ("technical.service_recovery", "technical.problem_solving", "technical.log_analysis"):
         assert criteria[cid]["points"] == criteria[cid]["points_max"], criteria[cid]
 
+    # The other four reports carry the same facts: the fix at the audit log's time of the
+    # undo request (UTC, HH:MM:SS) and the measured time to detect.
+    undo_request = [e for e in audit if started <= e["_epoch"] <= finished and e.get("verb") == "patch"
+                    and (e.get("objectRef") or {}).get("resource") == "deployments"]
+    assert len(undo_request) == 1, undo_request
+    undo_clock = time.strftime("%H:%M:%S", time.gmtime(int(undo_request[0]["_epoch"])))
+    reports = {name: (artifacts / name).read_text() for name in
+               ("junit.xml", "incident-record.md", "postmortem.md", "scorecard.html")}
+    for name in ("incident-record.md", "postmortem.md", "scorecard.html"):
+        assert undo_clock in reports[name] and "rollout undo" in reports[name], name
+    assert 'name="time_to_detect_s" value="%s"' % detect in reports["junit.xml"], reports["junit.xml"][:2000]
+
     # The peek at the drill state is on the scorecard for the trainer, at the audit log's time.
     integrity = card["integrity"]
     assert integrity["review_required"] is True, integrity
