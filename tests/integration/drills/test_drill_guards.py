@@ -198,7 +198,7 @@ def test_rollback_playbook_restores_a_killed_run(admin, ns, tmp_path):
 
 def test_interrupted_drill_is_rolled_back_by_the_watchdog(admin, ns, tmp_path):
     """Ctrl-C (SIGINT to ansible-playbook's process group): Ansible runs no always block;
-    the controller watchdog restores the namespace and records the interruption."""
+    the controller watchdog restores the namespace, verifies it and records the interruption."""
     proc = play("drill-outage.yml", "-e", "variant=dependencies", "-e", "fault=database_down",
                 "-e", "drill_namespace=%s" % ns, "-e", "response_window_s=600",
                 background=True, artifacts=str(tmp_path))
@@ -210,11 +210,16 @@ def test_interrupted_drill_is_rolled_back_by_the_watchdog(admin, ns, tmp_path):
                    drill_objects(admin, ns) == ["configmap/opsdrill-drill-state"], timeout=120)
     state = json.loads(admin.json("get", "configmap", "opsdrill-drill-state", "-n", ns)["data"]["state.json"])
     assert state["armed"] is False and state["restore"]["ok"] and state["restore"]["by"] == "deadman"
+    # The watchdog verifies before it disarms and finishes (its rollouts may take a while).
+    admin.wait_for("the watchdog's drill_finished", lambda: "drill_finished" in [
+        json.loads(line)["event"] for line in (artifacts / "timeline.jsonl").read_text().splitlines()], timeout=300)
     events = [json.loads(line) for line in (artifacts / "timeline.jsonl").read_text().splitlines()]
     names = [e["event"] for e in events]
-    assert names[-6:] == ["response_window_ended", "drill_failed", "rollback_started", "rollback_finished",
-                          "deadman_disarmed", "drill_finished"], names
+    assert names[-8:] == ["response_window_ended", "drill_failed", "rollback_started", "rollback_finished",
+                          "steady_state_restored", "verify_passed", "deadman_disarmed", "drill_finished"], names
     assert events[names.index("response_window_ended")]["data"]["reason"] == "interrupted"
+    assert events[names.index("verify_passed")]["data"] == {"by": "watchdog", "ok": True, "differences": [],
+                                                            "problems": []}
     assert events[-1]["data"] == {"result": "interrupted", "restored_by": "watchdog"}
     admin.wait_for("the steady state", lambda: not drill_runner.steady_problems(
         drill_runner.KubectlClient(admin.kubectl, admin.kubeconfig), ns), timeout=180)
