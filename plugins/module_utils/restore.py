@@ -465,8 +465,8 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
 
 def rollouts_pending(client, namespace, objects):
     """Names of the snapshot's Deployments whose rollout has not finished: a generation
-    not yet observed, fewer updated replicas than wanted, old replicas left, or pods still
-    terminating."""
+    not yet observed, fewer updated or available replicas than wanted, old replicas left,
+    or pods still terminating."""
     pending = []
     for obj in objects:
         if obj.get("kind") != "Deployment":
@@ -478,9 +478,12 @@ def rollouts_pending(client, namespace, objects):
         meta, spec, status = live.get("metadata") or {}, live.get("spec") or {}, live.get("status") or {}
         wanted = spec.get("replicas", 1)
         generation = meta.get("generation", 0)
-        if status.get("observedGeneration", generation) < generation \
-                or status.get("updatedReplicas", status.get("replicas", wanted)) < wanted \
-                or status.get("replicas", wanted) > wanted:
+        # The API server omits zero counts: a missing field means 0, never "done". (Right
+        # after a replace the new ReplicaSet has no pods yet and updatedReplicas is absent.)
+        if status.get("observedGeneration", 0) < generation \
+                or status.get("updatedReplicas", 0) < wanted \
+                or status.get("availableReplicas", 0) < wanted \
+                or status.get("replicas", 0) > wanted:
             pending.append(name)
             continue
         labels = (spec.get("selector") or {}).get("matchLabels") or {}

@@ -283,12 +283,14 @@ class FakeApi:
             if old is None or (old.get("spec") or {}).get("template") != obj["spec"]["template"]:
                 revision += 1
             ann["deployment.kubernetes.io/revision"] = str(revision)
-            obj["status"] = {"observedGeneration": meta["generation"],
-                             "replicas": obj["spec"]["replicas"],
-                             "readyReplicas": obj["spec"]["replicas"],
-                             "conditions": [{"type": "Available", "status": "True",
-                                             "lastUpdateTime": "2026-11-22T17:%02d:00Z"
-                                             % (self.rv % 60)}]}
+            # A finished rollout, with zero counts omitted as the API server does.
+            counts = {key: obj["spec"]["replicas"] for key in
+                      ("replicas", "readyReplicas", "updatedReplicas", "availableReplicas")}
+            obj["status"] = dict({key: value for key, value in counts.items() if value},
+                                 observedGeneration=meta["generation"],
+                                 conditions=[{"type": "Available", "status": "True",
+                                              "lastUpdateTime": "2026-11-22T17:%02d:00Z"
+                                              % (self.rv % 60)}])
         if kind == "Service":
             spec = obj["spec"]
             old_ip = ((old or {}).get("spec") or {}).get("clusterIP")

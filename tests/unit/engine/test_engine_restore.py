@@ -338,3 +338,34 @@ def test_standalone_run_on_plain_python(tmp_path):
     assert done.returncode == 2, done.stdout + done.stderr
     line = json.loads(done.stdout.strip().splitlines()[-1])
     assert line["msg"] == "configuration error" and "KUBERNETES_SERVICE_HOST" in line["error"]
+
+
+class _RolloutView:
+    """One Deployment (api-gateway, 2 replicas, generation 5) with the given status, no pods."""
+
+    def __init__(self, status):
+        self.deployment = {"kind": "Deployment", "metadata": {"name": "api-gateway", "generation": 5},
+                           "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api-gateway"}}},
+                           "status": status}
+
+    def get_or_none(self, kind, name, namespace):
+        return self.deployment
+
+    def list(self, kind, namespace, label_selector=None):
+        return []
+
+
+@pytest.mark.parametrize("status, pending", [
+    # Just replaced: the controller has not seen the new generation yet.
+    ({"observedGeneration": 4, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}, True),
+    # Seen, but the new ReplicaSet has no pod yet: the API server omits updatedReplicas (0).
+    ({"observedGeneration": 5, "replicas": 2, "availableReplicas": 2}, True),
+    # Surge pod created: three pods, the old ones still serving.
+    ({"observedGeneration": 5, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}, True),
+    # Both new pods there, one not ready yet.
+    ({"observedGeneration": 5, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1}, True),
+    ({"observedGeneration": 5, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}, False),
+])
+def test_rollout_is_pending_until_only_new_ready_pods_are_left(status, pending):
+    view = _RolloutView(status)
+    assert rs.rollouts_pending(view, "ns", [view.deployment]) == (["api-gateway"] if pending else [])
