@@ -24,7 +24,9 @@ options:
     required: true
     choices: [outage, error_spike]
   variant:
-    description: Variant of the scenario; empty picks from every variant.
+    description:
+      - Variant of the scenario; empty picks from every variant.
+      - With O(fault), empty means the variant that has the fault (fault names are unique within a scenario).
     type: str
     default: ""
   fault:
@@ -96,10 +98,9 @@ class LookupModule(LookupBase):
         try:
             faults = catalog.load(self.get_option("paths") or None)
             if fault:
-                if variant is None:
-                    raise catalog.CatalogError("fault %r needs a variant: give -e variant=... (variants of %s: %s)"
-                                               % (fault, scenario, ", ".join(catalog.SCENARIOS.get(scenario, ()))))
+                # An empty variant is the one variant that has the fault (or a clear error).
                 entry, used_seed = faults.lookup(scenario, variant, fault, target), None
+                variant = entry["variant"]
             else:
                 entry, used_seed = faults.pick(scenario, variant, seed, target)
             names = faults.names(scenario, variant) if variant else \

@@ -23,6 +23,13 @@ options:
     description: A missing namespace is fine (the caller creates it, labelled, or is removing it).
     type: bool
     default: false
+  workloads:
+    description:
+      - Objects, as C(Kind/name), that must exist in the namespace (a drill's target). Checked with
+        one GET each, before the drill takes its Lease, so a wrong target changes nothing.
+    type: list
+    elements: str
+    default: []
 requirements:
   - kubernetes (Python client)
 extends_documentation_fragment:
@@ -44,6 +51,11 @@ opted_in:
   description: Whether it carries the opt-in label.
   returned: success
   type: bool
+missing:
+  description: The O(workloads) that do not exist.
+  returned: failure
+  type: list
+  elements: str
 server_version:
   description: The API server's version.
   returned: success
@@ -54,6 +66,7 @@ server_version:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
+from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KINDS
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
 
 
@@ -62,6 +75,7 @@ def main():
         argument_spec={
             "namespace": {"type": "str", "required": True},
             "allow_missing": {"type": "bool", "default": False},
+            "workloads": {"type": "list", "elements": "str", "default": []},
             **kube_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
@@ -79,6 +93,22 @@ def main():
     refusal = namespace_refusal(params["namespace"], exists, labels, params["allow_missing"])
     if refusal:
         module.fail_json(msg=refusal, exists=exists, opted_in=False)
+    missing = []
+    for ref in params["workloads"]:
+        kind, _sep, name = ref.partition("/")
+        if kind not in KINDS or not KINDS[kind][2]:
+            module.fail_json(msg=f"workload {ref!r}: kind {kind!r} is not a namespaced kind opsdrill knows "
+                                 f"({', '.join(k for k, v in KINDS.items() if v[2])})")
+        prefix, plural, _namespaced = KINDS[kind]
+        status, _body = kube_client.raw_get(api, f"/{prefix}/namespaces/{params['namespace']}/{plural}/{name}")
+        if status == 404:
+            missing.append(ref)
+        elif status != 200:
+            module.fail_json(msg=f"cannot read {ref} in namespace {params['namespace']!r}: HTTP {status}")
+    if missing:
+        module.fail_json(msg=f"target: {', '.join(missing)} does not exist in namespace {params['namespace']!r}; "
+                             f"aim the fault with -e target=NAME or Kind/NAME at a workload there",
+                         exists=exists, opted_in=True, missing=missing)
     module.exit_json(changed=False, exists=exists, opted_in=labels.get(OPT_IN_LABEL) == "true", server_version=version)
 
 

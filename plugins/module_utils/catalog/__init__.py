@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "lookup",
     "pick",
+    "playbook_of",
 ]
 
 SCENARIOS = {
@@ -409,7 +410,8 @@ class Catalog:
     def names(self, scenario, variant):
         return [k.rsplit("/", 1)[1] for k in self.keys(scenario, variant)]
 
-    def _check_names(self, scenario, variant=None):
+    def check_names(self, scenario, variant=None):
+        """Unknown scenario or variant: CatalogError listing the valid ones."""
         if scenario not in SCENARIOS:
             raise CatalogError("unknown scenario %r; scenarios: %s"
                                % (scenario, ", ".join(sorted(SCENARIOS))))
@@ -417,14 +419,37 @@ class Catalog:
             raise CatalogError("unknown variant %r for scenario %s; variants: %s"
                                % (variant, scenario, ", ".join(SCENARIOS[scenario])))
 
+    def variant_of(self, scenario, fault):
+        """The variant of ``scenario`` that has ``fault``, when one alone has it. A fault
+        of another scenario is named as such, with the playbook that runs it."""
+        self.check_names(scenario)
+        found = sorted({self._entries[k]["variant"] for k in self.keys(scenario) if k.endswith("/" + str(fault))})
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise CatalogError("fault %r is in several variants of %s (%s): give -e variant=..."
+                               % (fault, scenario, ", ".join(found)))
+        other = [k for k in self.keys() if k.endswith("/" + str(fault)) and not k.startswith(scenario + "/")]
+        if other:
+            other_scenario, other_variant = other[0].split("/")[:2]
+            raise CatalogError("fault %r belongs to scenario %s (%s), not %s: run %s -e variant=%s -e fault=%s"
+                               % (fault, other_scenario, other[0], scenario, playbook_of(other_scenario),
+                                  other_variant, fault))
+        raise CatalogError("no fault %r in scenario %s; faults there: %s"
+                           % (fault, scenario, ", ".join(k.split("/", 1)[1] for k in self.keys(scenario))))
+
     def lookup(self, scenario, variant, fault, target=None):
         """The resolved entry; ``target`` overrides the default target (``"name"``,
-        ``"Kind/name"`` or ``{kind, name, container}``)."""
-        self._check_names(scenario, variant)
+        ``"Kind/name"`` or ``{kind, name, container}``). An empty ``variant`` is the
+        one variant that has ``fault``."""
+        if not variant:
+            variant = self.variant_of(scenario, fault)
+        self.check_names(scenario, variant)
         key = "%s/%s/%s" % (scenario, variant, fault)
         if key not in self._entries:
-            elsewhere = [k for k in self.keys(scenario) if k.endswith("/" + str(fault))]
-            where = (" (%s has it)" % ", ".join(elsewhere)) if elsewhere else ""
+            elsewhere = [k for k in self.keys() if k.endswith("/" + str(fault))]
+            where = (" (%s has it%s)" % (", ".join(elsewhere), "" if elsewhere[0].startswith(scenario + "/")
+                                         else ": run " + playbook_of(elsewhere[0].split("/")[0]))) if elsewhere else ""
             raise CatalogError("no fault %r in %s/%s%s; faults there: %s"
                                % (fault, scenario, variant, where,
                                   ", ".join(self.names(scenario, variant)) or "none"))
@@ -434,7 +459,7 @@ class Catalog:
         """A fault of ``scenario`` (and ``variant``, else any variant) chosen by
         ``seed``: the same seed always picks the same fault of the same catalog. A
         seed of None is drawn at random. Returns ``(entry, seed)``."""
-        self._check_names(scenario, variant)
+        self.check_names(scenario, variant)
         keys = self.keys(scenario, variant)
         if not keys:
             raise CatalogError("no faults in %s/%s" % (scenario, variant or "*"))
@@ -447,6 +472,11 @@ class Catalog:
 
     def entries(self):
         return [copy.deepcopy(self._entries[k]) for k in self.keys()]
+
+
+def playbook_of(scenario):
+    """The drill playbook a user runs for ``scenario`` (drill-outage.yml, ...)."""
+    return "drill-%s.yml" % scenario.replace("_", "-")
 
 
 def _parse_target(default, target):

@@ -10,6 +10,10 @@ import os
 
 from .errors import ScoringInputError
 
+# Input files (desk, trainer marks, rubric, catalog) are small; anything larger is a mistake
+# or an attempt to stall the scorer.
+MAX_INPUT_FILE_BYTES = 2 * 1024 * 1024
+
 try:
     import yaml
     HAS_YAML = True
@@ -40,9 +44,17 @@ def parse_data_text(text, path):
         raise ScoringInputError(path, where, 'not valid YAML: %s' % problem)
 
 
-def load_data_file(path):
-    """Load a YAML or JSON file; missing file -> ScoringInputError."""
+def read_input_text(path):
+    """The text of an input file: missing or larger than MAX_INPUT_FILE_BYTES -> ScoringInputError."""
     if not path or not os.path.isfile(path):
         raise ScoringInputError(path, '', 'file not found')
+    size = os.path.getsize(path)
+    if size > MAX_INPUT_FILE_BYTES:
+        raise ScoringInputError(path, '', 'file is %d bytes; the limit is %d bytes' % (size, MAX_INPUT_FILE_BYTES))
     with open(path, 'r', encoding='utf-8') as handle:
-        return parse_data_text(handle.read(), path)
+        return handle.read()
+
+
+def load_data_file(path):
+    """Load a YAML or JSON file; missing or too large -> ScoringInputError."""
+    return parse_data_text(read_input_text(path), path)

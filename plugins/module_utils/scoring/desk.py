@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 
+from .datafile import read_input_text
 from .errors import ScoringInputError
 from .evidence import EvidenceItem, EvidenceSource
 from .timeutil import parse_ts
@@ -81,6 +82,17 @@ def parse_desk_entries(entries, path='<desk entries>'):
     return items
 
 
+def read_desk_file(path, label=None):
+    """The EvidenceItems of a desk file (JSON, at most MAX_INPUT_FILE_BYTES)."""
+    label = label or path
+    text = read_input_text(path)
+    try:
+        entries = json.loads(text)
+    except ValueError as exc:
+        raise ScoringInputError(label, '(top level)', 'not valid JSON: %s' % exc)
+    return parse_desk_entries(entries, label)
+
+
 class DeskSource(EvidenceSource):
     """Desk entries from a JSON file or from a list given directly."""
 
@@ -114,10 +126,7 @@ class DeskSource(EvidenceSource):
         if self._items is None:
             entries = self._entries
             if entries is None:
-                with open(self.path, 'r', encoding='utf-8') as handle:
-                    try:
-                        entries = json.load(handle)
-                    except ValueError as exc:
-                        raise ScoringInputError(self._label, '(top level)', 'not valid JSON: %s' % exc)
-            self._items = parse_desk_entries(entries, self._label)
+                self._items = read_desk_file(self.path, self._label)
+            else:
+                self._items = parse_desk_entries(entries, self._label)
         return list(self._items)

@@ -1,0 +1,93 @@
+# -*- coding: utf-8 -*-
+# Copyright: opsdrill contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action of opsdrill.drills.validate_inputs (documentation: plugins/modules/validate_inputs.py).
+
+Runs on the controller: it needs the run's extra vars (the command line), the collection's
+files (playbooks/vars/inputs.yml, the roles' argument specs, the fault catalog) and the
+controller's file system (artifacts dir, desk file). The checks are plain Python in
+module_utils/inputs.py.
+"""
+from __future__ import annotations
+
+import os
+
+import yaml
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+from ansible.utils.vars import load_extra_vars
+
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
+from ansible_collections.opsdrill.drills.plugins.module_utils import inputs
+
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INPUTS_FILE = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "inputs.yml")
+
+
+def _yaml(path):
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _role_options(role):
+    return inputs.role_options(_yaml(os.path.join(COLLECTION_ROOT, "roles", role, "meta", "argument_specs.yml")))
+
+
+def _fault_problems(scenario, values, catalog_paths):
+    """Variant, fault and target against the catalog: one line naming the variable."""
+    faults = catalog.load(catalog_paths or None)
+    variant = values.get("variant") or None
+    for name, check in (("variant", lambda: faults.check_names(scenario, variant)),
+                        ("fault", lambda: values.get("fault") and faults.lookup(scenario, variant, values["fault"]))):
+        try:
+            check()
+        except catalog.CatalogError as exc:
+            return ["%s: %s" % (name, exc)]
+    target = values.get("target") or ""
+    if "/" in target and target.split("/", 1)[0] not in catalog.KINDS:
+        return ["target: kind %r is not one a fault can aim at; allowed: %s"
+                % (target.split("/", 1)[0], ", ".join(catalog.KINDS))]
+    return []
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(("playbook", "scenario", "role"))
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        spec = _yaml(INPUTS_FILE)
+        limits = spec["opsdrill_inputs_limits"]
+        checks = inputs.file_checks()
+        values = {}
+        if args.get("role"):
+            role = args["role"]
+            prefix = role + "_"
+            present = {name: self._templar.template(value) for name, value in task_vars.items()
+                       if name.startswith(prefix)}
+            problems = inputs.validate_role_vars(role, present, _role_options(role), limits, checks)
+        else:
+            name = args.get("playbook")
+            playbooks = spec["opsdrill_inputs_playbooks"]
+            if name not in playbooks:
+                raise AnsibleError("validate_inputs: playbook must be one of %s, got %r" % (", ".join(playbooks), name))
+            roles = {role: _role_options(role) for role in playbooks[name]["roles"]}
+            options = inputs.playbook_options(playbooks[name], roles)
+            given = {key: self._templar.template(task_vars[key]) if key in task_vars else value
+                     for key, value in load_extra_vars(self._loader).items()}
+            values, problems = inputs.validate_extra_vars(given, options, roles, limits,
+                                                          playbook="%s.yml" % name, file_checks=checks)
+            if args.get("scenario") and not problems:
+                problems = _fault_problems(args["scenario"], values, given.get("drill_engine_catalog_paths"))
+        result["changed"] = False
+        if not problems:
+            result["validated"] = values
+        if problems:
+            result["failed"] = True
+            result["msg"] = inputs.message(problems)
+            result["problems"] = problems
+        return result
