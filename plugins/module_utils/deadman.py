@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -225,7 +226,7 @@ def remove(client, namespace):
 # --------------------------------------------------------------------------------------
 # the controller-side watchdog
 
-def _cmdline(pid):
+def command_line(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
             return [p.decode("utf-8", "replace") for p in handle.read().split(b"\0") if p]
@@ -233,23 +234,63 @@ def _cmdline(pid):
         return []
 
 
-def _parent(pid):
+def _stat(pid):
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, session, ...)."""
     try:
         with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
             text = handle.read()
-        return int(text[text.rindex(")") + 2:].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
+        return text[text.rindex(")") + 2:].split()
+    except (OSError, ValueError):
+        return None
+
+
+def orphaned_workers(cmdline, launcher=None, since=None):
+    """The worker processes a killed ``ansible-playbook`` left behind. Ansible forks each
+    worker with the controller's command line into a session of its own; once the
+    controller is gone, the worker's parent is neither that command nor the controller's
+    own parent (``launcher``: a new run started there is not an orphan). ``since``: the
+    controller's start time (workers start after it)."""
+    if not cmdline:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        pid = int(entry)
+        fields = _stat(pid)
+        if not fields or fields[0] == "Z" or int(fields[3]) != pid or command_line(pid) != cmdline:
+            continue
+        parent = int(fields[1])
+        if parent == launcher or command_line(parent) == cmdline:
+            continue
+        if since is not None and int(fields[19]) < int(since):
+            continue
+        found.append(pid)
+    return sorted(found)
+
+
+def kill_orphaned_workers(cmdline, launcher=None, since=None):
+    """SIGKILL the sessions of ``orphaned_workers`` (the worker and the module it runs).
+    Returns the workers' pids."""
+    killed = []
+    for pid in orphaned_workers(cmdline, launcher, since):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
+            pass
+    return killed
+
+
+def parent_pid(pid):
+    fields = _stat(pid)
+    return int(fields[1]) if fields else 0
 
 
 def start_time(pid):
     """The process start time (clock ticks since boot), to tell a reused pid apart."""
-    try:
-        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
-            text = handle.read()
-        return int(text[text.rindex(")") + 2:].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = _stat(pid)
+    return int(fields[19]) if fields and len(fields) > 19 else None
 
 
 def controller_pid(pid=None):
@@ -261,11 +302,11 @@ def controller_pid(pid=None):
     seen = set()
     while pid > 1 and pid not in seen:
         seen.add(pid)
-        argv = _cmdline(pid)
+        argv = command_line(pid)
         if any(os.path.basename(arg).startswith(("ansible-playbook", "ansible-runner"))
                for arg in argv[:3]):
             found = pid
-        pid = _parent(pid)
+        pid = parent_pid(pid)
     return found
 
 

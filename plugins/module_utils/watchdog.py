@@ -126,7 +126,13 @@ def interrupted(client, args, state):
         record(args.artifacts_dir, state, "response_window_ended", {"reason": "interrupted"})
     record(args.artifacts_dir, state, "drill_failed",
            {"phase": state.get("phase") or "unknown", "error": error})
-    record(args.artifacts_dir, state, "rollback_started", {"by": "watchdog"})
+    # A worker of the killed run may still be running a module (an injection, a wait):
+    # it must not act on the namespace while or after the watchdog restores it.
+    killed = _deadman.kill_orphaned_workers(getattr(args, "cmdline", None), getattr(args, "launcher", None),
+                                            getattr(args, "pid_start", None))
+    if killed:
+        _log("killed the orphaned workers of the controller", pids=killed)
+    record(args.artifacts_dir, state, "rollback_started", {"by": "watchdog", "killed_workers": killed})
     outcome = _restore.run_restore(client, args.namespace, by="deadman", only_if_armed=True,
                                    log=_log)
     record(args.artifacts_dir, state, "rollback_finished",
@@ -139,9 +145,18 @@ def interrupted(client, args, state):
                {"by": "watchdog", "ok": False, "differences": outcome.get("remaining") or [],
                 "problems": [outcome.get("error")] if outcome.get("error") else []})
         return 1
-    verify_after_restore(client, args, state, outcome)
+    verified = verify_after_restore(client, args, state, outcome)
     try:
         removed = _deadman.remove(client, args.namespace)
+        if verified:
+            # The state names the fault (the answer key): once the namespace is back and
+            # verified, nothing of the drill stays where the team can read it. The
+            # timeline and the local drill-state.json keep the record.
+            for kind in ("ConfigMap", "Secret"):
+                if client.delete(kind, _snap.STATE_CONFIGMAP, args.namespace, missing_ok=True):
+                    removed.append("%s/%s" % (kind, _snap.STATE_CONFIGMAP))
+        else:
+            _log("drill state kept: the restore did not verify; run rollback.yml", namespace=args.namespace)
         record(args.artifacts_dir, state, "deadman_disarmed", {"by": "watchdog", "removed": removed})
         lease = client.get_or_none("Lease", LEASE_NAME, args.namespace)
         if lease and (lease.get("spec") or {}).get("holderIdentity") == args.drill_id:
@@ -172,6 +187,9 @@ def main(argv=None):
     except _k8s.K8sError as exc:
         _log("configuration error", error=str(exc))
         return 2
+    # Read while the controller runs: its workers carry the same command line.
+    args.cmdline = _deadman.command_line(args.pid)
+    args.launcher = _deadman.parent_pid(args.pid)
     _log("watching", pid=args.pid, namespace=args.namespace, drill_id=args.drill_id, until=args.until)
     next_state_check = 0.0
     while time.time() < args.until:

@@ -33,9 +33,36 @@ def drill_output():
     return OUTPUT
 
 
+# The namespace the documented commands use when none is given (playbooks/vars/inputs.yml).
+DEFAULT_NAMESPACE = "seo-tool"
+_GUARD = {}
+
+
 @pytest.fixture(scope="session")
-def drill_pool(request, lab, drill_output):
+def guard_namespace(lab, admin, drill_output):
+    """The stack in the namespace the docs' commands use (seo-tool, or $OPSDRILL_GUARD_NAMESPACE,
+    kept): bad input, the documented commands and the guard tests share it, one module after
+    the other. The drill pool removes it (when this fixture created it) before it starts, so
+    that its CPU goes to the pool's namespaces."""
+    name = os.environ.get("OPSDRILL_GUARD_NAMESPACE", DEFAULT_NAMESPACE)
+    existed = admin.run("get", "namespace", name, check=False).returncode == 0
+    assert drill_runner.setup_namespace(name, drill_output, _say) == 0, "setup.yml failed for %s" % name
+    _GUARD.update(name=name, remove=not existed and "OPSDRILL_GUARD_NAMESPACE" not in os.environ
+                  and os.environ.get("OPSDRILL_DRILL_KEEP_NAMESPACES") != "1")
+    return name
+
+
+def release_guard_namespace(lab, admin):
+    if _GUARD.pop("remove", False):
+        drill_runner.delete_namespace(lab, _GUARD["name"])
+        admin.wait_for("namespace %s gone" % _GUARD["name"], lambda: admin.run(
+            "get", "namespace", _GUARD["name"], check=False).returncode != 0, timeout=180, interval=2)
+
+
+@pytest.fixture(scope="session")
+def drill_pool(request, lab, admin, drill_output):
     """Starts every selected fault's drill at the first test, spread over the namespaces."""
+    release_guard_namespace(lab, admin)
     keys = [item.callspec.params["key"] for item in request.session.items
             if hasattr(item, "callspec") and "key" in item.callspec.params
             and item.originalname == "test_fault"]

@@ -1,7 +1,6 @@
 """Refused drills change nothing; interrupted and killed drills are rolled back.
 
-One namespace of its own (opsdrill-guards, set up with setup.yml and deleted afterwards,
-or $OPSDRILL_GUARD_NAMESPACE, kept).
+In the namespace the documented commands use (conftest.guard_namespace: seo-tool).
 """
 import json
 import os
@@ -22,13 +21,8 @@ PLAYBOOK = str(drill_runner.VENV_BIN / "ansible-playbook")
 
 
 @pytest.fixture(scope="module")
-def ns(lab, admin, drill_output):
-    given = os.environ.get("OPSDRILL_GUARD_NAMESPACE")
-    name = given or "opsdrill-guards"
-    assert drill_runner.setup_namespace(name, drill_output) == 0, "setup.yml failed for %s" % name
-    yield name
-    if not given and os.environ.get("OPSDRILL_DRILL_KEEP_NAMESPACES") != "1":
-        drill_runner.delete_namespace(lab, name)
+def ns(guard_namespace):
+    return guard_namespace
 
 
 def play(*args, background=False, artifacts=None):
@@ -196,37 +190,63 @@ def test_rollback_playbook_restores_a_killed_run(admin, ns, tmp_path):
     assert again.returncode == 0 and "has no drill state: nothing to restore" in output(again)
 
 
-def test_interrupted_drill_is_rolled_back_by_the_watchdog(admin, ns, tmp_path):
-    """Ctrl-C (SIGINT to ansible-playbook's process group): Ansible runs no always block;
-    the controller watchdog restores the namespace, verifies it and records the interruption."""
+def _processes_mentioning(text):
+    """Processes whose command line contains ``text`` (this run's unique artifacts path)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                cmdline = handle.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open("/proc/%s/stat" % entry) as handle:
+                zombie = handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            continue
+        if text in cmdline and not zombie:
+            found.append("%s: %s" % (entry, cmdline[:160]))
+    return found
+
+
+def test_killed_drill_is_rolled_back_by_the_watchdog_and_leaves_nothing(admin, ns, tmp_path):
+    """SIGKILL of the ansible-playbook process alone (kill -9, the OOM killer): Ansible runs
+    nothing more, and its worker (polling the response window) is orphaned. The controller
+    watchdog kills the orphaned worker, restores the namespace, verifies it, and removes every
+    drill object; no process of the run is left."""
     proc = play("drill-outage.yml", "-e", "variant=dependencies", "-e", "fault=database_down",
                 "-e", "drill_namespace=%s" % ns, "-e", "response_window_s=600",
                 background=True, artifacts=str(tmp_path))
     artifacts = _wait_for_event(tmp_path, "response_window_started", proc)
-    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(2)  # the worker is in the response window's steady-state loop
+    assert len(_processes_mentioning(str(tmp_path))) >= 3, "controller, worker and watchdog"
+    os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    assert proc.returncode != 0
-    admin.wait_for("the watchdog's rollback", lambda: _postgres_replicas(admin, ns) == 1 and
-                   drill_objects(admin, ns) == ["configmap/opsdrill-drill-state"], timeout=120)
-    state = json.loads(admin.json("get", "configmap", "opsdrill-drill-state", "-n", ns)["data"]["state.json"])
-    assert state["armed"] is False and state["restore"]["ok"] and state["restore"]["by"] == "deadman"
-    # The watchdog verifies before it disarms and finishes (its rollouts may take a while).
+    assert proc.returncode == -signal.SIGKILL
     admin.wait_for("the watchdog's drill_finished", lambda: "drill_finished" in [
         json.loads(line)["event"] for line in (artifacts / "timeline.jsonl").read_text().splitlines()], timeout=300)
+    assert _postgres_replicas(admin, ns) == 1
+    # Nothing of the drill is left where the team could read it (the state names the fault).
+    assert drill_objects(admin, ns) == []
+    assert admin.run("get", "configmap", "opsdrill-deadman-code", "-n", ns, check=False).returncode != 0
+    admin.wait_for("every process of the run to end (worker and watchdog included)",
+                   lambda: _processes_mentioning(str(tmp_path)) == [], timeout=30)
     events = [json.loads(line) for line in (artifacts / "timeline.jsonl").read_text().splitlines()]
     names = [e["event"] for e in events]
     assert names[-8:] == ["response_window_ended", "drill_failed", "rollback_started", "rollback_finished",
                           "steady_state_restored", "verify_passed", "deadman_disarmed", "drill_finished"], names
     assert events[names.index("response_window_ended")]["data"]["reason"] == "interrupted"
+    assert events[names.index("rollback_started")]["data"]["killed_workers"], "the orphaned worker was not killed"
     assert events[names.index("verify_passed")]["data"] == {"by": "watchdog", "ok": True, "differences": [],
                                                             "problems": []}
+    removed = events[names.index("deadman_disarmed")]["data"]["removed"]
+    assert {"ConfigMap/opsdrill-drill-state", "Job/opsdrill-deadman"} <= set(removed), removed
     assert events[-1]["data"] == {"result": "interrupted", "restored_by": "watchdog"}
     admin.wait_for("the steady state", lambda: not drill_runner.steady_problems(
         drill_runner.KubectlClient(admin.kubectl, admin.kubeconfig), ns), timeout=180)
-    # The watchdog keeps the drill state (with its outcome); rollback.yml verifies and clears it.
+    # rollback.yml afterwards finds nothing to restore and changes nothing.
     rollback = play("rollback.yml", "-e", "drill_namespace=%s" % ns, artifacts=str(tmp_path))
     assert rollback.returncode == 0, output(rollback)[-3000:]
-    assert drill_objects(admin, ns) == []
+    assert "has no drill state: nothing to restore" in output(rollback)
 
 
 def test_variant_role_entry_points_inject_and_roll_back(admin, ns, tmp_path):

@@ -1,9 +1,11 @@
 """The dead-man's switch objects, the controller watchdog and the deploy repository."""
 
+import copy
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -86,8 +88,10 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     entry = catalog.lookup("outage", "resources", "memory_limits")
     drill = {"drill_id": "d1", "scenario": "outage", "variant": "resources", "fault": "memory_limits",
              "namespace": NS}
+    before = copy.deepcopy(api.get_or_none("Deployment", "backend-api")["spec"]["template"])
     engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
     engine.inject(api, NS, entry, drill, sleep=lambda s: None)
+    assert api.get_or_none("Deployment", "backend-api")["spec"]["template"] != before
     api.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "opsdrill-drill"},
                 "spec": {"holderIdentity": "d1"}})
     monkeypatch.setattr(restore.time, "sleep", lambda s: None)
@@ -102,7 +106,7 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     (tmp_path / "timeline.jsonl").write_text(json.dumps({"event": "response_window_started"}) + "\n")
     state = watchdog.read_state(api, NS)
     assert watchdog.interrupted(api, Args, state) == 0
-    assert engine.verify(api, NS) == []
+    assert api.get_or_none("Deployment", "backend-api")["spec"]["template"] == before
     assert api.get_or_none("Lease", "opsdrill-drill") is None
     events = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events][1:] == [
@@ -111,7 +115,76 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     assert events[1]["data"]["reason"] == "interrupted"
     assert events[5]["data"] == {"by": "rollback"}
     assert events[6]["data"] == {"by": "watchdog", "ok": True, "differences": [], "problems": []}
-    assert watchdog.read_state(api, NS)["armed"] is False
+    # Verified: nothing of the drill stays in the namespace (the state names the fault).
+    assert watchdog.read_state(api, NS) is None
+    assert api.get_or_none("Secret", "opsdrill-drill-state") is None
+    assert "ConfigMap/opsdrill-drill-state" in events[7]["data"]["removed"]
+
+
+def test_watchdog_keeps_the_state_when_the_restore_does_not_verify(api, tmp_path, monkeypatch):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    drill = {"drill_id": "d1", "scenario": "outage", "variant": "resources", "fault": "memory_limits",
+             "namespace": NS}
+    engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
+    engine.inject(api, NS, entry, drill, sleep=lambda s: None)
+    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    monkeypatch.setattr(watchdog, "verify_after_restore", lambda *args: False)
+    monkeypatch.setattr(deadman, "remove", lambda client, ns: [])
+
+    class Args:
+        pid = 999999
+        namespace = NS
+        drill_id = "d1"
+        artifacts_dir = str(tmp_path)
+
+    assert watchdog.interrupted(api, Args, watchdog.read_state(api, NS)) == 0
+    assert watchdog.read_state(api, NS) is not None, "rollback.yml needs the state of an unverified restore"
+
+
+_WORKER = """
+import os, sys, time
+if os.fork() == 0:
+    os.setsid()          # an Ansible worker: a session of its own, the controller's command line
+    time.sleep(120)
+else:
+    time.sleep(120)
+"""
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_orphaned_workers_of_a_killed_controller_are_found_and_killed():
+    controller = subprocess.Popen([sys.executable, "-c", _WORKER, "opsdrill-orphan-test-%d" % os.getpid()])
+    try:
+        cmdline = None
+        for _ in range(100):
+            cmdline = deadman.command_line(controller.pid)
+            workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != controller.pid
+                       and deadman.command_line(int(p)) == cmdline]
+            if workers:
+                break
+            time.sleep(0.05)
+        assert len(workers) == 1
+        since = deadman.start_time(controller.pid)
+        # While the controller runs, its worker is not an orphan.
+        assert deadman.orphaned_workers(cmdline, launcher=os.getpid(), since=since) == []
+        controller.kill()
+        controller.wait()
+        assert deadman.orphaned_workers(cmdline, launcher=os.getpid(), since=since) == workers
+        assert deadman.kill_orphaned_workers(cmdline, launcher=os.getpid(), since=since) == workers
+        for _ in range(100):
+            if not _alive(workers[0]):
+                break
+            time.sleep(0.05)
+        assert not _alive(workers[0])
+    finally:
+        controller.kill()
 
 
 def test_watchdog_verification_fails_on_a_rollout_that_does_not_finish(api, tmp_path, monkeypatch):

@@ -1,0 +1,97 @@
+"""The design card's commands, run on the lab exactly as the README and docs/drills.md
+write them, with nothing else on the command line:
+
+    ansible-playbook drill-outage.yml -e variant=resources
+    ansible-playbook drill-error-spike.yml -e variant=code
+
+They drill the default namespace (seo-tool) with a randomly picked fault and the default
+600 s response window. The test plays the team: once the seed alert fires it restores the
+objects the fault touched (from the trainer's local copy of the snapshot, with the admin's
+credentials), so the window ends on the team's recovery. Checked from outside the product:
+the exit status, the cluster against the snapshot (kubectl), no drill object left.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+import drill_runner
+from drill_runner import snapshot
+
+pytestmark = pytest.mark.drill
+
+REPO = drill_runner.REPO
+DOCUMENTED = [["drill-outage.yml", "-e", "variant=resources"], ["drill-error-spike.yml", "-e", "variant=code"]]
+DOCS = [REPO / "README.md", REPO / "docs" / "drills.md"]
+
+
+def _events(artifacts):
+    path = Path(artifacts) / "timeline.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _team_restores(lab, namespace, local_state):
+    """The team's fix: every touched object back to its snapshot (post-restore steps too)."""
+    from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+    from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+    client = k8s_rest.Client.from_env(os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"]), None)
+    outcome = restore.restore(client, namespace, local_state["state"], local_state["snapshot"])
+    assert outcome["ok"], outcome
+
+
+def test_the_documented_commands_are_in_the_docs():
+    text = "\n".join(path.read_text() for path in DOCS)
+    for argv in DOCUMENTED:
+        assert "ansible-playbook " + " ".join(argv) in text
+
+
+@pytest.mark.parametrize("argv", DOCUMENTED, ids=["outage-resources", "error-spike-code"])
+def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, tmp_path):
+    assert guard_namespace == "seo-tool" or os.environ.get("OPSDRILL_GUARD_NAMESPACE"), guard_namespace
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1")
+    env.pop("ANSIBLE_CONFIG", None)  # a checkout's ansible.cfg, as a user runs it
+    log_path = tmp_path / "play.log"
+    with open(log_path, "w+") as log:
+        proc = subprocess.Popen([str(drill_runner.VENV_BIN / "ansible-playbook"), *argv], cwd=str(REPO), env=env,
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        artifacts, fixed, deadline = None, False, time.time() + 900
+        while proc.poll() is None and time.time() < deadline:
+            if artifacts is None:
+                found = re.search(r"Trainer briefing - (\S+)/briefing\.md", log_path.read_text())
+                artifacts = Path(found.group(1)) if found else None
+            names = [e["event"] for e in _events(artifacts)] if artifacts else []
+            if not fixed and "alert_firing" in names:
+                local = json.loads((artifacts / "drill-state.json").read_text())
+                _team_restores(lab, guard_namespace, local)
+                fixed = True
+            time.sleep(1)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        log.seek(0)
+        text = log.read()
+    assert proc.returncode == 0, text[-4000:]
+    assert artifacts is not None and artifacts.parent == Path("~/.local/share/opsdrill/drills").expanduser()
+    events = _events(artifacts)
+    names = [e["event"] for e in events]
+    scenario = "outage" if "outage" in argv[0] else "error_spike"
+    assert events[0]["scenario"] == scenario and events[0]["variant"] == argv[-1].split("=")[1]
+    assert events[0]["namespace"] == "seo-tool"
+    assert fixed and "fault_injected" in names and "alert_firing" in names
+    assert events[names.index("response_window_ended")]["data"]["reason"] == "recovered"
+    assert "verify_passed" in names and events[-1]["data"]["result"] == "recovered_by_team"
+    # From the cluster: every touched object equals its snapshot, nothing of the drill is left.
+    local = json.loads((artifacts / "drill-state.json").read_text())
+    client = drill_runner.KubectlClient(admin.kubectl, admin.kubeconfig)
+    live = {snapshot.ref_of(o): client.get_or_none(o["kind"], o["metadata"]["name"], guard_namespace)
+            for o in local["snapshot"]}
+    assert snapshot.diff(local["snapshot"], live) == []
+    for kind, name in (("configmap", "opsdrill-drill-state"), ("secret", "opsdrill-drill-state"),
+                       ("lease", "opsdrill-drill"), ("job", "opsdrill-deadman")):
+        assert admin.run("get", kind, name, "-n", guard_namespace, check=False).returncode != 0, (kind, name)
+    admin.wait_for("the steady state", lambda: not drill_runner.steady_problems(client, guard_namespace),
+                   timeout=180)
