@@ -114,3 +114,25 @@ def read(artifacts_dir):
         return []
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+# The drill_event module's options (its action plugin validates with the same spec).
+EVENT_ARGUMENT_SPEC = {
+    "event": {"type": "str", "required": True, "choices": list(EVENTS)},
+    "drill": {"type": "dict", "required": True},
+    "data": {"type": "dict", "default": {}},
+    "at": {"type": "float"},
+    "artifacts_dir": {"type": "path"},
+    "artifacts_base": {"type": "path", "default": "~/.local/share/opsdrill/drills"},
+}
+
+
+def record_event(params, check_mode=False):
+    """Write one event as ``drill_event`` does; returns its result. Raises TimelineError
+    (bad event or drill) or OSError (the timeline cannot be written)."""
+    record = make_event(params["event"], params["drill"], params["data"], now=params["at"])
+    artifacts_dir = params["artifacts_dir"] or os.path.join(params["artifacts_base"], record["drill_id"])
+    if not check_mode:
+        append(artifacts_dir, record)
+    return {"changed": not check_mode, "drill_artifacts_dir": artifacts_dir,
+            "timeline_file": os.path.join(artifacts_dir, FILENAME), "record": record}

@@ -76,40 +76,21 @@ record:
   type: dict
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "event": {"type": "str", "required": True, "choices": list(drill_timeline.EVENTS)},
-            "drill": {"type": "dict", "required": True},
-            "data": {"type": "dict", "default": {}},
-            "at": {"type": "float"},
-            "artifacts_dir": {"type": "path"},
-            "artifacts_base": {"type": "path", "default": "~/.local/share/opsdrill/drills"},
-        },
-        supports_check_mode=True,
-    )
-    params = module.params
-    drill = params["drill"]
+    # The drill engine runs this through its action plugin (plugins/action/drill_event.py),
+    # in the controller's worker, without a module start-up; the module stays for other hosts.
+    module = AnsibleModule(argument_spec=drill_timeline.EVENT_ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        record = drill_timeline.make_event(params["event"], drill, params["data"], now=params["at"])
+        module.exit_json(**drill_timeline.record_event(module.params, module.check_mode))
     except drill_timeline.TimelineError as exc:
         module.fail_json(msg=str(exc))
-    artifacts_dir = params["artifacts_dir"] or os.path.join(params["artifacts_base"], record["drill_id"])
-    timeline_file = os.path.join(artifacts_dir, drill_timeline.FILENAME)
-    if not module.check_mode:
-        try:
-            drill_timeline.append(artifacts_dir, record)
-        except OSError as exc:
-            module.fail_json(msg="cannot write the timeline %s: %s" % (timeline_file, exc))
-    module.exit_json(changed=not module.check_mode, drill_artifacts_dir=artifacts_dir,
-                     timeline_file=timeline_file, record=record)
+    except OSError as exc:
+        module.fail_json(msg="cannot write the timeline of %s: %s" % (module.params["drill"].get("drill_id"), exc))
 
 
 if __name__ == "__main__":

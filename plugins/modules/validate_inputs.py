@@ -29,13 +29,6 @@ options:
   role:
     description: Validate this role's variables in scope instead of the command line.
     type: str
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
 """
 
 EXAMPLES = r"""

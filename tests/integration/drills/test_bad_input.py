@@ -51,8 +51,8 @@ def cases(ns, files):
         ("window-huge", outage, ["response_window_s=999999999"], "response_window_s: '999999999' is out of range"),
         ("window-fraction", outage, ["response_window_s=1.5"], "response_window_s: '1.5' is not an integer"),
         ("typo-variant", outage, ["varaint=code"], "varaint: unknown variable for drill.yml (did you mean variant?)"),
-        ("typo-role-var", outage, ["drill_engine_pol_s=3"], "drill_engine_pol_s: unknown variable for drill.yml "
-                                                              "(did you mean drill_engine_poll_s?)"),
+        ("typo-role-var", outage, ["drill_engine_pol_s=3"],
+         "drill_engine_pol_s: unknown variable for drill.yml (did you mean drill_engine_poll_s?)"),
         ("scenario-override", outage, ["scenario=error_spike"], "scenario: unknown variable for drill.yml"),
         ("unknown-variant", spike, ["variant=dependencies"],
          "variant: unknown variant 'dependencies' for scenario error_spike; variants: code, configuration, resources"),
@@ -126,8 +126,8 @@ def writes_between(audit_log, offset, start, end):
             at = _parse_time(event["requestReceivedTimestamp"])
             if start - 0.5 <= at <= end + 0.5:
                 ref = event.get("objectRef") or {}
-                found.append("%s %s %s/%s/%s" % (user, event["verb"], ref.get("namespace"), ref.get("resource"),
-                                                  ref.get("name")))
+                found.append("%s %s %s/%s/%s" % (user, event["verb"], ref.get("namespace"),
+                                                 ref.get("resource"), ref.get("name")))
     return found
 
 
@@ -148,7 +148,7 @@ def attempts(lab, guard_namespace, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad-input")
     all_cases = cases(guard_namespace, _files(tmp))
     offset = os.path.getsize(lab["audit_log"])
-    homes = [tmp_path_factory.mktemp("home") for _ in all_cases]
+    homes = [tmp_path_factory.mktemp("home") for _case in all_cases]
     started = time.time()
     # Side by side: each refused run is mostly Ansible's start-up.
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -163,7 +163,7 @@ def test_orphaned_workers_of_a_killed_controller_are_found_and_killed():
     controller = subprocess.Popen([sys.executable, "-c", _WORKER, "opsdrill-orphan-test-%d" % os.getpid()])
     try:
         cmdline = None
-        for _ in range(100):
+        for _attempt in range(100):
             cmdline = deadman.command_line(controller.pid)
             workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != controller.pid
                        and deadman.command_line(int(p)) == cmdline]
@@ -178,7 +178,7 @@ def test_orphaned_workers_of_a_killed_controller_are_found_and_killed():
         controller.wait()
         assert deadman.orphaned_workers(cmdline, launcher=os.getpid(), since=since) == workers
         assert deadman.kill_orphaned_workers(cmdline, launcher=os.getpid(), since=since) == workers
-        for _ in range(100):
+        for _attempt in range(100):
             if not _alive(workers[0]):
                 break
             time.sleep(0.05)
