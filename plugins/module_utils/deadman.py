@@ -38,7 +38,7 @@ except ImportError:  # shipped side by side (watchdog)
     import restore as _restore  # type: ignore[no-redef]
     import snapshot as _snap  # type: ignore[no-redef]
 
-__all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "spawn_watchdog",
+__all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_state", "spawn_watchdog",
            "watchdog_sources"]
 
 NAME = "opsdrill-deadman"
@@ -204,6 +204,16 @@ def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
         result["job"] = "exited" if succeeded else ("running" if active else "not running")
     result["removed"] = remove(client, namespace)
     return result
+
+
+def remove_state(client, namespace):
+    """Delete the drill state (ConfigMap and Secret: they name the fault) once the snapshot is
+    live again. Returns the refs deleted."""
+    removed = []
+    for kind in ("ConfigMap", "Secret"):
+        if client.delete(kind, _snap.STATE_CONFIGMAP, namespace, missing_ok=True):
+            removed.append("%s/%s" % (kind, _snap.STATE_CONFIGMAP))
+    return removed
 
 
 def remove(client, namespace):

@@ -9,9 +9,14 @@ from __future__ import annotations
 import os
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-# The same cluster options as every opsdrill module (doc fragment opsdrill.drills.cluster,
-# module_defaults group/opsdrill.drills.k8s).
-from ansible_collections.opsdrill.drills.plugins.module_utils.kube_client import CLUSTER_ARGUMENT_SPEC
+
+# Argument spec of the cluster options every opsdrill module takes (doc fragment
+# opsdrill.drills.cluster, module_defaults group/opsdrill.drills.k8s). It lives here, not
+# in kube_client: importing the kubernetes package costs every module start half a second.
+CLUSTER_ARGUMENT_SPEC = {
+    "kubeconfig": {"type": "path"},
+    "context": {"type": "str"},
+}
 
 __all__ = ["CLUSTER_ARGUMENT_SPEC", "ClusterUnreachable", "connect", "kubeconfig_path"]
 

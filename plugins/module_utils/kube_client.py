@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 
+# The cluster options' argument spec has one home, light to import (re-exported here).
+from ansible_collections.opsdrill.drills.plugins.module_utils.engine_client import CLUSTER_ARGUMENT_SPEC  # noqa: F401
+
 try:
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config
@@ -17,13 +20,6 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = exc
     ApiException = Exception
-
-
-# Argument spec of the cluster options every module takes (doc fragment opsdrill.drills.cluster).
-CLUSTER_ARGUMENT_SPEC = {
-    "kubeconfig": {"type": "path"},
-    "context": {"type": "str"},
-}
 
 
 class ClusterUnreachable(Exception):

@@ -152,9 +152,7 @@ def interrupted(client, args, state):
             # The state names the fault (the answer key): once the namespace is back and
             # verified, nothing of the drill stays where the team can read it. The
             # timeline and the local drill-state.json keep the record.
-            for kind in ("ConfigMap", "Secret"):
-                if client.delete(kind, _snap.STATE_CONFIGMAP, args.namespace, missing_ok=True):
-                    removed.append("%s/%s" % (kind, _snap.STATE_CONFIGMAP))
+            removed += _deadman.remove_state(client, args.namespace)
         else:
             _log("drill state kept: the restore did not verify; run rollback.yml", namespace=args.namespace)
         record(args.artifacts_dir, state, "deadman_disarmed", {"by": "watchdog", "removed": removed})

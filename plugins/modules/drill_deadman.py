@@ -32,6 +32,12 @@ options:
     type: str
     choices: [armed, disarmed, absent]
     default: armed
+  remove_state:
+    description:
+      - With O(state=disarmed), also delete the drill state (ConfigMap and Secret C(opsdrill-drill-state)),
+        once the rollback has verified that the snapshot is live again.
+    type: bool
+    default: false
   drill_id:
     description: The drill id (labels; with O(state=disarmed), another drill's state is left alone).
     type: str
@@ -128,6 +134,7 @@ def main():
         argument_spec=dict(
             namespace={"type": "str", "required": True},
             state={"type": "str", "choices": ["armed", "disarmed", "absent"], "default": "armed"},
+            remove_state={"type": "bool", "default": False},
             drill_id={"type": "str"},
             deadline={"type": "float"},
             image={"type": "str", "default": "python:3.12-slim"},
@@ -171,6 +178,8 @@ def main():
             if module.check_mode:
                 module.exit_json(**result)
             outcome = deadman.disarm(client, namespace, params["drill_id"])
+            if params["remove_state"]:
+                outcome["removed"] += deadman.remove_state(client, namespace)
             result.update(objects=outcome["removed"], job=outcome["job"], drill_state=outcome["state"])
             result["changed"] = bool(outcome["removed"]) or outcome["state"] == "disarmed"
         else:

@@ -144,7 +144,7 @@ def _run(case, tmp):
 
 
 @pytest.fixture(scope="module")
-def attempts(lab, guard_namespace, tmp_path_factory):
+def attempts(lab, guard_namespace, drill_output, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad-input")
     all_cases = cases(guard_namespace, _files(tmp))
     offset = os.path.getsize(lab["audit_log"])
@@ -155,6 +155,14 @@ def attempts(lab, guard_namespace, tmp_path_factory):
         runs = list(pool.map(_run, all_cases, homes))
     print("%d bad inputs in %.1f s" % (len(all_cases), time.time() - started))
     time.sleep(2)  # the audit log is written after the response
+    # For the record (and the closing note): each case with its first error line and writes.
+    lines = ["| case | command | rc | audit-log writes | first error line |", "|---|---|---|---|---|"]
+    for case, (proc, start, end) in zip(all_cases, runs):
+        first = _first_error_line(proc.stdout + proc.stderr).replace("[ERROR]: Task failed: Action failed: ", "")
+        lines.append("| %s | `%s %s` | %d | %d | %s |" % (
+            case[0], case[1], " ".join("-e " + e for e in case[2]), proc.returncode,
+            len(writes_between(lab["audit_log"], offset, start, end)), first.replace("|", "/")[:240]))
+    (drill_output / "bad-input.md").write_text("\n".join(lines) + "\n")
     return {case[0]: (case, run, home) for case, run, home in zip(all_cases, runs, homes)}, offset
 
 

@@ -160,13 +160,15 @@ def _alive(pid):
 
 
 def test_orphaned_workers_of_a_killed_controller_are_found_and_killed():
-    controller = subprocess.Popen([sys.executable, "-c", _WORKER, "opsdrill-orphan-test-%d" % os.getpid()])
+    marker = "opsdrill-orphan-test-%d" % os.getpid()
+    controller = subprocess.Popen([sys.executable, "-c", _WORKER, marker])
     try:
-        cmdline = None
+        workers = []
         for _attempt in range(100):
             cmdline = deadman.command_line(controller.pid)
-            workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != controller.pid
-                       and deadman.command_line(int(p)) == cmdline]
+            if marker in cmdline:  # exec done: the fork of the test runner carried its command line
+                workers = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != controller.pid
+                           and deadman.command_line(int(p)) == cmdline]
             if workers:
                 break
             time.sleep(0.05)
