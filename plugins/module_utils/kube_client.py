@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import os
 
-# The cluster options' argument spec has one home, light to import (re-exported here).
-from ansible_collections.opsdrill.drills.plugins.module_utils.engine_client import CLUSTER_ARGUMENT_SPEC  # noqa: F401
-
 try:
     from kubernetes import client as k8s_client
     from kubernetes import config as k8s_config

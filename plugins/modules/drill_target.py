@@ -65,6 +65,7 @@ server_version:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KINDS
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
@@ -76,7 +77,7 @@ def main():
             "namespace": {"type": "str", "required": True},
             "allow_missing": {"type": "bool", "default": False},
             "workloads": {"type": "list", "elements": "str", "default": []},
-            **kube_client.CLUSTER_ARGUMENT_SPEC,
+            **engine_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

@@ -78,6 +78,7 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
@@ -90,7 +91,7 @@ def main():
             "prometheus": {"type": "str", "default": "prometheus:9090"},
             "path": {"type": "str", "default": "/api/v1/alerts"},
             "query": {"type": "dict", "default": {}},
-            **kube_client.CLUSTER_ARGUMENT_SPEC,
+            **engine_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )

@@ -86,6 +86,7 @@ pods_ready:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
@@ -99,7 +100,7 @@ def main():
             "health_services": {"type": "list", "elements": "str", "default": []},
             "prometheus": {"type": "str", "default": ""},
             "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
-            **kube_client.CLUSTER_ARGUMENT_SPEC,
+            **engine_client.CLUSTER_ARGUMENT_SPEC,
         },
         supports_check_mode=True,
     )
