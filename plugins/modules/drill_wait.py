@@ -45,8 +45,14 @@ options:
         pod between two probes) then do not pass for the fault's symptom.
     type: float
     default: 0
+  poll_s:
+    description:
+      - With O(timeout_at), check again every this many seconds until the condition is met or
+        O(timeout_at) has passed (one module run per wait). 0 checks once.
+    type: float
+    default: 0
   timeout_at:
-    description: Epoch seconds after which the result says C(timed_out); loop with C(until) on C(met or timed_out).
+    description: Epoch seconds after which the result says C(timed_out); loop with C(until) on C(met or timed_out), or give O(poll_s).
     type: float
   baseline:
     description: Restart counts at injection (C(restart_baseline) of C(opsdrill.drills.drill_fault)).
@@ -143,6 +149,7 @@ def main():
             alert={"type": "str"},
             since={"type": "float"},
             confirm_s={"type": "float", "default": 0},
+            poll_s={"type": "float", "default": 0},
             timeout_at={"type": "float"},
             baseline={"type": "dict", "default": {}},
             prometheus={"type": "str", "default": "prometheus:9090"},
@@ -152,8 +159,27 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    try:
+        client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
+    except engine_client.ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
+    since = params["since"] if params["since"] is not None else time.time()
+    # Poll here, not with the task's until/retries: one module start-up per wait, and a
+    # check every poll_s seconds exactly.
+    while True:
+        try:
+            result = check_once(client, params, since)
+        except detect.DetectError as exc:
+            module.fail_json(msg=str(exc))
+        if result["met"] or result["timed_out"] or params["poll_s"] <= 0 or params["timeout_at"] is None:
+            break
+        time.sleep(min(params["poll_s"], max(0.0, params["timeout_at"] - time.time())))
+    module.exit_json(**result)
+
+
+def check_once(client, params, since):
+    """One look at the cluster (and Prometheus) for the condition. DetectError: a bad spec."""
     now = time.time()
-    since = params["since"] if params["since"] is not None else now
     result = {"changed": False, "met": False, "detail": {}, "observed_at": round(now, 3),
               "checked_at": round(now, 3),
               "elapsed_s": round(now - since, 1), "alert_state": "unknown", "pods_ready": None,
@@ -161,7 +187,6 @@ def main():
               "timed_out": params["timeout_at"] is not None and now >= params["timeout_at"],
               "unschedulable": []}
     try:
-        client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
         view = detect.ClusterView(client, params["namespace"], params["prometheus"], since, params["baseline"])
         if params["condition"] == "symptom":
             met, detail = detect.evaluate(params["detect"], view)
@@ -180,12 +205,10 @@ def main():
         pods = client.list("Pod", params["namespace"], label_selector=params["label_selector"])
         result["pods_ready"], result["pods_total"] = detect.pod_readiness(pods)
         result["unschedulable"] = detect.unschedulable(pods)
-    except detect.DetectError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except (engine_client.ClusterUnreachable, k8s_rest.K8sError) as exc:
+    except k8s_rest.K8sError as exc:
         # A flaky moment of the API server is not the end of the wait: report and go on.
         result["detail"] = {"error": str(exc)}
-    module.exit_json(**result)
+    return result
 
 
 if __name__ == "__main__":
