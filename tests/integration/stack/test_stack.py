@@ -140,8 +140,9 @@ def test_teardown_removes_what_setup_created_and_nothing_else(stack):
 
 
 @pytest.mark.parametrize("bad, expected", [
-    ("monitoring_mode=bogus", "monitoring_mode must be one of: standalone, operator, external"),
-    ("test_services_namspace=typo", "Unknown variable(s) test_services_namspace"),
+    ("monitoring_mode=bogus", "monitoring_mode: 'bogus' is not one of: standalone, operator, external"),
+    ("test_services_namspace=typo", "test_services_namspace: unknown variable for setup.yml "
+                                    "(did you mean test_services_namespace?)"),
 ])
 def test_bad_input_is_refused_before_anything_changes(stack, bad, expected):
     namespace = "seo-tool-bad-input"
