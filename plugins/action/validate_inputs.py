@@ -34,20 +34,22 @@ def _role_options(role):
     return inputs.role_options(_yaml(os.path.join(COLLECTION_ROOT, "roles", role, "meta", "argument_specs.yml")))
 
 
-def _fault_problems(scenario, values, catalog_paths):
-    """Variant, fault and target against the catalog: one line naming the variable."""
+def _fault_problems(scenario, values, catalog_paths, prefix=""):
+    """Variant, fault and target against the catalog: one line naming the variable
+    (``prefix`` + variant, fault, target)."""
     faults = catalog.load(catalog_paths or None)
-    variant = values.get("variant") or None
+    variant = values.get(prefix + "variant") or None
+    fault = values.get(prefix + "fault") or None
     for name, check in (("variant", lambda: faults.check_names(scenario, variant)),
-                        ("fault", lambda: values.get("fault") and faults.lookup(scenario, variant, values["fault"]))):
+                        ("fault", lambda: fault and faults.lookup(scenario, variant, fault))):
         try:
             check()
         except catalog.CatalogError as exc:
-            return ["%s: %s" % (name, exc)]
-    target = values.get("target") or ""
+            return ["%s%s: %s" % (prefix, name, exc)]
+    target = values.get(prefix + "target") or ""
     if "/" in target and target.split("/", 1)[0] not in catalog.KINDS:
-        return ["target: kind %r is not one a fault can aim at; allowed: %s"
-                % (target.split("/", 1)[0], ", ".join(catalog.KINDS))]
+        return ["%starget: kind %r is not one a fault can aim at; allowed: %s"
+                % (prefix, target.split("/", 1)[0], ", ".join(catalog.KINDS))]
     return []
 
 
@@ -70,6 +72,9 @@ class ActionModule(ActionBase):
             present = {name: self._templar.template(value) for name, value in task_vars.items()
                        if name.startswith(prefix)}
             problems = inputs.validate_role_vars(role, present, _role_options(role), limits, checks)
+            if role == "drill_engine" and not problems and present.get("drill_engine_scenario"):
+                problems = _fault_problems(present["drill_engine_scenario"], present,
+                                           present.get("drill_engine_catalog_paths"), prefix="drill_engine_")
         else:
             name = args.get("playbook")
             playbooks = spec["opsdrill_inputs_playbooks"]

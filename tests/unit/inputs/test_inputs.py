@@ -165,3 +165,17 @@ def test_a_fault_of_the_other_scenario_names_scenario_and_playbook():
                               "not outage: run drill-error-spike.yml -e variant=code -e fault=race_conditions")
     with pytest.raises(catalog.CatalogError, match="run drill-error-spike.yml"):
         catalog.lookup("outage", "resources", "race_conditions")
+
+
+def test_fault_checks_name_the_variable_of_the_caller():
+    from ansible_collections.opsdrill.drills.plugins.action import validate_inputs as action
+    assert action._fault_problems("outage", {"variant": "resources", "fault": "memory_limits"}, None) == []
+    assert action._fault_problems("outage", {"fault": "memory_limits"}, None) == []
+    problems = action._fault_problems("error_spike", {"variant": "dependencies"}, None)
+    assert problems == ["variant: unknown variant 'dependencies' for scenario error_spike; "
+                        "variants: code, configuration, resources"]
+    problems = action._fault_problems("outage", {"drill_engine_variant": "resources", "drill_engine_fault": "x"},
+                                      None, prefix="drill_engine_")
+    assert problems[0].startswith("drill_engine_fault: no fault 'x' in outage/resources")
+    assert action._fault_problems("outage", {"target": "Pod/x"}, None)[0].startswith(
+        "target: kind 'Pod' is not one a fault can aim at")
