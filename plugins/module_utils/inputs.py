@@ -252,10 +252,11 @@ def validate_extra_vars(extra_vars, options, roles, limits=None, playbook="this 
                 problems.append(problem)
             continue
         candidates = list(options) + (list(roles[role]) if role else [n for r in roles.values() for n in r])
+        takes = [", ".join(sorted(options))] if options else []
+        if roles:
+            takes.append("the variables of role(s) " + ", ".join(sorted(roles)))
         problems.append("%s: unknown variable for %s%s; it takes: %s" % (
-            name, playbook, suggest(name, candidates),
-            ", ".join(sorted(options)) + ("" if not roles else " and the variables of role(s) "
-                                          + ", ".join(sorted(roles)))))
+            name, playbook, suggest(name, candidates), " and ".join(takes) or "no variables"))
     return values, problems
 
 
