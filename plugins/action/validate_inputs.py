@@ -82,8 +82,11 @@ class ActionModule(ActionBase):
                 raise AnsibleError("validate_inputs: playbook must be one of %s, got %r" % (", ".join(playbooks), name))
             roles = {role: _role_options(role) for role in playbooks[name]["roles"]}
             options = inputs.playbook_options(playbooks[name], roles)
-            given = {key: self._templar.template(task_vars[key]) if key in task_vars else value
-                     for key, value in load_extra_vars(self._loader).items()}
+            # The command line, plus the playbook's variables set elsewhere (an inventory's
+            # group_vars, an AWX job template): those are validated as well, never refused.
+            given = {key: task_vars[key] for key in options if key in task_vars}
+            given.update(load_extra_vars(self._loader))
+            given = {key: self._templar.template(task_vars.get(key, value)) for key, value in given.items()}
             values, problems = inputs.validate_extra_vars(given, options, roles, limits,
                                                           playbook="%s.yml" % name, file_checks=checks)
             if args.get("scenario") and not problems:
