@@ -101,17 +101,18 @@ def check_value(name, value, spec, limits=None):
     """``(converted value, problem or None)`` for one variable."""
     limits = limits or {}
     kind = spec.get("type", "str")
+    not_allowed = "%s: %s is not %s" % (name, _show(value), _allowed_text(spec, limits))
     if kind in ("int", "float") and isinstance(value, bool):
-        return value, "%s: %s is not %s" % (name, _show(value), _allowed_text(spec, limits))
+        return value, not_allowed
     plain = {k: v for k, v in spec.items() if k in _SPEC_KEYS and k != "default"}
     result = ArgumentSpecValidator({name: plain}).validate({name: value})
     if result.error_messages:
-        return value, "%s: %s is not %s" % (name, _show(value), _allowed_text(spec, limits))
+        return value, not_allowed
     converted = result.validated_parameters[name]
     if kind == "int":
-        if isinstance(value, str) and not re.match(r"^\s*-?\d+\s*$", value):
+        if isinstance(value, str) and not re.fullmatch(r"\s*-?\d+\s*", value):
             # Ansible would take '1.0' or '0x10'; a drill's number is written plainly.
-            return value, "%s: %s is not %s" % (name, _show(value), _allowed_text(spec, limits))
+            return value, not_allowed
         low, high = limits.get("min"), limits.get("max")
         if (low is not None and converted < low) or (high is not None and converted > high):
             return value, "%s: %s is out of range; allowed: %s" % (name, _show(value), _allowed_text(spec, limits))
