@@ -17,6 +17,7 @@ Runs on the controller (git must be installed).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -52,8 +53,17 @@ def release_steps(entry):
     return out
 
 
+# Kubernetes object names (DNS-1123 subdomain) and kinds: nothing else becomes a path.
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_KIND = re.compile(r"^[A-Z][A-Za-z]{0,62}$")
+
+
 def service_path(ref):
-    kind, name = ref.split("/", 1)
+    """``services/<name>/<kind>.yaml`` for ``Kind/name``. A ref from a drill state is data the
+    team may have written: anything but a valid kind and object name is refused."""
+    kind, _sep, name = str(ref).partition("/")
+    if not _KIND.match(kind) or not _NAME.match(name):
+        raise DeployRepoError("%r is not Kind/name of a Kubernetes object: no deploy-repository path for it" % (ref,))
     return "services/%s/%s.yaml" % (name, kind.lower())
 
 
@@ -97,7 +107,9 @@ class DeployRepo:
         return self._git("rev-parse", "--short", "HEAD").strip()
 
     def _write(self, relpath, text):
-        full = os.path.join(self.path, relpath)
+        full = os.path.realpath(os.path.join(self.path, relpath))
+        if not full.startswith(os.path.realpath(self.path) + os.sep):
+            raise DeployRepoError("%s is outside the deploy repository %s" % (relpath, self.path))
         os.makedirs(os.path.dirname(full), exist_ok=True)
         current = None
         if os.path.exists(full):

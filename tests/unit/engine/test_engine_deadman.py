@@ -240,3 +240,18 @@ def test_manifest_text_does_not_depend_on_key_order(api):
     shuffled = json.loads(json.dumps(live, sort_keys=True))
     assert deploy_repo.manifest_text(live) == deploy_repo.manifest_text(shuffled)
     assert deploy_repo.manifest_text(live).startswith("apiVersion: apps/v1\nkind: Deployment\nmetadata:")
+
+
+@pytest.mark.parametrize("ref", ["Deployment/../../etc/cron.d/x", "Deployment/..", "../x/y", "Deployment/A_B",
+                                 "deployment/api-gateway", "Deployment/"])
+def test_deploy_repo_paths_come_only_from_valid_object_refs(ref):
+    with pytest.raises(deploy_repo.DeployRepoError, match="is not Kind/name of a Kubernetes object"):
+        deploy_repo.service_path(ref)
+
+
+def test_deploy_repo_writes_stay_inside_the_repository(tmp_path):
+    assert deploy_repo.service_path("Deployment/api-gateway") == "services/api-gateway/deployment.yaml"
+    repo = deploy_repo.DeployRepo(str(tmp_path / "repo"))
+    with pytest.raises(deploy_repo.DeployRepoError, match="outside the deploy repository"):
+        repo._write("../escaped.yaml", "x")
+    assert not (tmp_path / "escaped.yaml").exists()
