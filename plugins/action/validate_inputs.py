@@ -92,10 +92,8 @@ class ActionModule(ActionBase):
             if args.get("scenario") and not problems:
                 problems = _fault_problems(args["scenario"], values, given.get("drill_engine_catalog_paths"))
         result["changed"] = False
-        if not problems:
-            result["validated"] = values
         if problems:
-            result["failed"] = True
-            result["msg"] = inputs.message(problems)
-            result["problems"] = problems
+            result.update(failed=True, msg=inputs.message(problems), problems=problems)
+        else:
+            result["validated"] = values
         return result

@@ -67,7 +67,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
-from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KINDS
+from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KINDS, resource_path
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
 
 
@@ -100,8 +100,7 @@ def main():
         if kind not in KINDS or not KINDS[kind][2]:
             module.fail_json(msg=f"workload {ref!r}: kind {kind!r} is not a namespaced kind opsdrill knows "
                                  f"({', '.join(k for k, v in KINDS.items() if v[2])})")
-        prefix, plural, _namespaced = KINDS[kind]
-        status, _body = kube_client.raw_get(api, f"/{prefix}/namespaces/{params['namespace']}/{plural}/{name}")
+        status, _body = kube_client.raw_get(api, resource_path(kind, params["namespace"], name))
         if status == 404:
             missing.append(ref)
         elif status != 200:
