@@ -398,6 +398,20 @@ def delete_namespace(lab, namespace):
                     "--ignore-not-found"], capture_output=True, check=False)
 
 
+def interleaved(keys):
+    """``keys`` reordered so that neighbours come from different variants: the faults of
+    one variant load the node alike (every resources fault at once starves the 2-core
+    lab), so side by side namespaces should run different kinds of fault."""
+    groups = {}
+    for key in keys:
+        groups.setdefault(key.rsplit("/", 1)[0], []).append(key)
+    lanes = sorted(groups.values(), key=len, reverse=True)
+    out = []
+    for depth in range(max((len(lane) for lane in lanes), default=0)):
+        out.extend(lane[depth] for lane in lanes if depth < len(lane))
+    return out
+
+
 class Pool:
     """Runs faults in several namespaces side by side, one fault per namespace at a time.
 
@@ -415,7 +429,7 @@ class Pool:
         self.done = {key: threading.Event() for key in self.keys}
         self.setup_rc = {}
         self._queue = queue.Queue()
-        for key in self.keys:
+        for key in interleaved(self.keys):
             self._queue.put(key)
         self._threads = []
 
