@@ -38,7 +38,8 @@ except ImportError:  # shipped side by side (watchdog)
     import restore as _restore  # type: ignore[no-redef]
     import snapshot as _snap  # type: ignore[no-redef]
 
-__all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_state", "spawn_watchdog",
+__all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_control_namespace",
+           "remove_state", "spawn_watchdog",
            "watchdog_sources"]
 
 NAME = "opsdrill-deadman"
@@ -51,8 +52,9 @@ _EXTRA = {
     "Role": ("apis/rbac.authorization.k8s.io/v1", "roles"),
     "RoleBinding": ("apis/rbac.authorization.k8s.io/v1", "rolebindings"),
 }
-# What restore.py needs: the snapshotted kinds, pods (flush pod, delete_pods, logs),
-# leases (the restore lock) and the drill state.
+# What restore.py needs in the drill namespace: the snapshotted kinds and pods (flush
+# pod, delete_pods, logs). Granted by a Role there, bound to the switch's ServiceAccount
+# in the control namespace (``edit`` cannot change Roles or RoleBindings).
 RULES = [
     {"apiGroups": [""], "resources": ["configmaps", "secrets", "services",
                                       "persistentvolumeclaims", "serviceaccounts"],
@@ -64,8 +66,16 @@ RULES = [
      "verbs": ["get", "list", "create", "update", "patch", "delete"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale", "statefulsets/scale"],
      "verbs": ["get", "update", "patch"]},
+]
+# ... and in the control namespace: the drill state, its key and the restore lock.
+CONTROL_RULES = [
+    {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [_snap.STATE_CONFIGMAP],
+     "verbs": ["get", "update", "patch"]},
+    {"apiGroups": [""], "resources": ["secrets"],
+     "resourceNames": [_snap.STATE_CONFIGMAP, _restore.KEY_SECRET], "verbs": ["get"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "verbs": ["get", "create", "update", "delete"]},
+     "resourceNames": [_restore.LOCK_NAME], "verbs": ["get", "update", "delete"]},
 ]
 WATCHDOG_FILES = ("restore.py", "snapshot.py", "k8s_rest.py", "deadman.py", "drill_timeline.py",
                   "watchdog.py")
@@ -105,14 +115,16 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
     """ServiceAccount, Role, RoleBinding, code ConfigMap and Job of the in-cluster
     dead-man's switch, in creation order."""
     now = time.time() if now is None else now
+    control = _snap.control_namespace(namespace)
     labels = dict(LABELS, **{"opsdrill.io/drill-id": drill_id[:63].rstrip("-.")})
-    meta = {"name": NAME, "namespace": namespace, "labels": labels}
+    meta = {"name": NAME, "namespace": control, "labels": labels}
     sources = sources if sources is not None else _restore.standalone_sources()
     # The Job outlives the deadline by grace_s (restore and retries), never forever.
     active_deadline = max(60, int(deadline - now) + int(grace_s))
     container = {
         "name": "deadman", "image": image, "imagePullPolicy": pull_policy,
         "command": ["python3", MOUNT + "/restore.py", "--namespace", namespace,
+                    "--state-namespace", control,
                     "--deadline", "%d" % int(deadline), "--poll", str(poll_s)],
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                 {"name": "PYTHONUNBUFFERED", "value": "1"}],
@@ -122,13 +134,19 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
                             "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [{"name": "code", "mountPath": MOUNT, "readOnly": True}],
     }
+    subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": control}]
+    role_ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME}
+    in_drill_ns = dict(meta, namespace=namespace)
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": dict(meta)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": dict(meta),
-         "rules": RULES},
+         "rules": CONTROL_RULES},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": dict(meta),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": NAME},
-         "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": namespace}]},
+         "roleRef": role_ref, "subjects": subject},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": in_drill_ns,
+         "rules": RULES},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": in_drill_ns,
+         "roleRef": role_ref, "subjects": subject},
         {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": dict(meta, name=CODE_CONFIGMAP), "data": dict(sources)},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": dict(meta),
@@ -146,33 +164,54 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
     ]
 
 
-def arm(client, namespace, objects, sleep=time.sleep):
-    """Create or replace the objects (a Job is deleted and created anew: its pod
-    template is immutable). Returns the refs written."""
+def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
+    """Create or replace the objects, each in its own namespace (a Job is deleted and
+    created anew: its pod template is immutable), then wait until the switch's pod runs:
+    a drill must not inject while nothing guards it. Returns the refs written."""
+    _restore.ensure_control_namespace(client, namespace)
     written = []
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
-        current = _get(client, kind, name, namespace)
+        where = obj["metadata"].get("namespace") or namespace
+        current = _get(client, kind, name, where)
         if kind == "Job" and current is not None:
-            _delete(client, kind, name, namespace)
+            _delete(client, kind, name, where)
             for _attempt in range(60):
-                if _get(client, kind, name, namespace) is None:
+                if _get(client, kind, name, where) is None:
                     break
                 sleep(0.5)
             current = None
         if current is None:
-            client.request("POST", _path(kind, namespace), body=obj)
+            client.request("POST", _path(kind, where), body=obj)
         else:
             body = json.loads(json.dumps(obj))
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            client.request("PUT", _path(kind, namespace, name), body=body)
+            client.request("PUT", _path(kind, where, name), body=body)
         written.append("%s/%s" % (kind, name))
+    _wait_running(client, namespace, wait_running_s, sleep)
     return written
+
+
+def _wait_running(client, namespace, wait_s, sleep):
+    control = _snap.control_namespace(namespace)
+    deadline = time.time() + wait_s
+    phase = "no pod yet"
+    while True:
+        pods = client.list("Pod", control, label_selector="app.kubernetes.io/component=deadman")
+        phases = [(p.get("status") or {}).get("phase") for p in pods
+                  if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        if "Running" in phases:
+            return
+        phase = ", ".join(str(p) for p in phases) or phase
+        if time.time() >= deadline:
+            raise _restore.RestoreError("the dead-man's switch in %s is not running after %d s (%s): "
+                                        "not injecting without it" % (control, wait_s, phase))
+        sleep(0.5)
 
 
 def job_status(client, namespace):
     """``(exists, succeeded, failed, active)`` of the dead-man Job."""
-    job = _get(client, "Job", NAME, namespace)
+    job = _get(client, "Job", NAME, _snap.control_namespace(namespace))
     if job is None:
         return False, 0, 0, 0
     status = job.get("status") or {}
@@ -184,7 +223,7 @@ def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
     """Mark the drill state disarmed, give the Job a moment to exit on its own, then
     remove the switch. Returns ``{"state": ..., "job": ..., "removed": [...]}``."""
     result = {"state": "absent", "job": "absent", "removed": []}
-    configmap = client.get_or_none("ConfigMap", _snap.STATE_CONFIGMAP, namespace)
+    configmap = client.get_or_none("ConfigMap", _snap.STATE_CONFIGMAP, _snap.control_namespace(namespace))
     if configmap is not None:
         state = json.loads((configmap.get("data") or {}).get("state.json") or "{}")
         if drill_id and state.get("drill_id") not in (None, drill_id):
@@ -207,30 +246,49 @@ def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
 
 
 def remove_state(client, namespace):
-    """Delete the drill state (ConfigMap and Secret: they name the fault) once the snapshot is
-    live again. Returns the refs deleted."""
+    """Delete the drill state (ConfigMap and Secret: they name the fault) and its key once
+    the snapshot is live again. Returns the refs deleted."""
+    control = _snap.control_namespace(namespace)
     removed = []
-    for kind in ("ConfigMap", "Secret"):
-        if client.delete(kind, _snap.STATE_CONFIGMAP, namespace, missing_ok=True):
-            removed.append("%s/%s" % (kind, _snap.STATE_CONFIGMAP))
+    for kind, name in (("ConfigMap", _snap.STATE_CONFIGMAP), ("Secret", _snap.STATE_CONFIGMAP),
+                       ("Secret", _restore.KEY_SECRET)):
+        if client.delete(kind, name, control, missing_ok=True):
+            removed.append("%s/%s" % (kind, name))
     return removed
 
 
 def remove(client, namespace):
-    """Delete the switch's objects (whatever drill armed them). Returns the refs deleted."""
+    """Delete the switch's objects (whatever drill armed them), in the control namespace and
+    the Role and RoleBinding in the drill namespace. Returns the refs deleted."""
+    control = _snap.control_namespace(namespace)
     removed = []
-    for kind, name in (("Job", NAME), ("ConfigMap", CODE_CONFIGMAP), ("RoleBinding", NAME),
-                       ("Role", NAME), ("ServiceAccount", NAME)):
-        if _delete(client, kind, name, namespace):
+    for kind, name, where in (("Job", NAME, control), ("ConfigMap", CODE_CONFIGMAP, control),
+                              ("RoleBinding", NAME, namespace), ("Role", NAME, namespace),
+                              ("RoleBinding", NAME, control), ("Role", NAME, control),
+                              ("ServiceAccount", NAME, control)):
+        if _delete(client, kind, name, where):
             removed.append("%s/%s" % (kind, name))
     # The Job's pods go with it (Background propagation); a pod left by a deleted Job
     # of an older run is removed here too.
     try:
-        client.delete_collection("Pod", namespace, label_selector="app.kubernetes.io/component=deadman,"
+        client.delete_collection("Pod", control, label_selector="app.kubernetes.io/component=deadman,"
                                  "app.kubernetes.io/part-of=opsdrill")
-    except _k8s.ApiError:
-        pass
+    except _k8s.ApiError as exc:
+        if not exc.not_found:
+            raise
     return removed
+
+
+def remove_control_namespace(client, namespace):
+    """Delete the control namespace of ``namespace`` (teardown), when it is opsdrill's.
+    Returns the refs deleted."""
+    name = _snap.control_namespace(namespace)
+    current = client.get_or_none("Namespace", name)
+    labels = ((current or {}).get("metadata") or {}).get("labels") or {}
+    if current is None or labels.get(_snap.CONTROL_LABEL) != namespace:
+        return []
+    client.delete("Namespace", name, missing_ok=True)
+    return ["Namespace/%s" % name]
 
 
 # --------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""One drill per namespace: the coordination.k8s.io Lease ``opsdrill-drill``.
+"""One drill per namespace: the coordination.k8s.io Lease ``opsdrill-drill`` in the
+namespace's control namespace (``snapshot.control_namespace``).
 
 The drill that holds the Lease owns the namespace until it releases it. Another drill
 is refused with the holder and since when. A Lease whose holder stopped renewing it
@@ -17,6 +18,8 @@ import datetime
 import time
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 __all__ = ["LEASE_NAME", "LockRefused", "acquire", "decide", "describe_holder", "release"]
 
@@ -137,8 +140,12 @@ def acquire(client, namespace, holder, duration_s, info=None, state_armed=False,
     """Take or renew the namespace's drill Lease for ``holder``.
 
     Returns ``(changed, action, lease)``; raises LockRefused when another drill holds it
-    (also when another controller creates it at the same moment)."""
-    lease = client.get_or_none("Lease", LEASE_NAME, namespace)
+    (also when another controller creates it at the same moment). The Lease lives in the
+    namespace's control namespace, created here when missing."""
+    control = snapshot.control_namespace(namespace)
+    if not check_mode:
+        restore.ensure_control_namespace(client, namespace)
+    lease = client.get_or_none("Lease", LEASE_NAME, control)
     action, _reason = decide(lease, holder, now, state_armed)
     if action == "refuse":
         raise LockRefused(refusal(namespace, lease, now, state_armed))
@@ -147,13 +154,13 @@ def acquire(client, namespace, holder, duration_s, info=None, state_armed=False,
         return action != "renew", action, body
     try:
         if lease is None:
-            result = client.create(body, namespace)
+            result = client.create(body, control)
         else:
-            result = client.replace(body, namespace)
+            result = client.replace(body, control)
     except k8s_rest.ApiError as exc:
         if exc.conflict:
             # Someone else created or changed it between our read and write.
-            raise LockRefused(refusal(namespace, client.get_or_none("Lease", LEASE_NAME, namespace),
+            raise LockRefused(refusal(namespace, client.get_or_none("Lease", LEASE_NAME, control),
                                       now, state_armed))
         raise
     return True, action, result
@@ -162,12 +169,13 @@ def acquire(client, namespace, holder, duration_s, info=None, state_armed=False,
 def release(client, namespace, holder=None, force=False, check_mode=False):
     """Delete the Lease when ``holder`` holds it (or any holder with ``force``).
     Returns ``(changed, previous holder or None)``."""
-    lease = client.get_or_none("Lease", LEASE_NAME, namespace)
+    control = snapshot.control_namespace(namespace)
+    lease = client.get_or_none("Lease", LEASE_NAME, control)
     if lease is None:
         return False, None
     current = (lease.get("spec") or {}).get("holderIdentity")
     if not force and current != holder:
         return False, current
     if not check_mode:
-        client.delete("Lease", LEASE_NAME, namespace, missing_ok=True)
+        client.delete("Lease", LEASE_NAME, control, missing_ok=True)
     return True, current

@@ -14,6 +14,7 @@ delete/scale/delete_collection methods). The restore itself is ``restore.run_res
 from __future__ import annotations
 
 import datetime
+import os
 import time
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers
@@ -85,6 +86,7 @@ def state_record(drill, entry, ops, started, deadline, seed=None):
         "deadline": round(float(deadline), 3),
         "armed": True,
         "phase": "snapshot",
+        "touches": touch_refs(entry),
         "created": fault_handlers.created_refs(ops),
         "post_restore": list(entry.get("rollback") or []),
         # release steps: the rollback commits the pre-drill manifest back to the deploy repo
@@ -105,8 +107,13 @@ def take_snapshot(client, namespace, entry, drill, deadline, seed=None, check_mo
     live, ops = prepare(client, namespace, entry, drill, now)
     objects = [snapshot.normalise(live[ref]) for ref in touch_refs(entry)]
     state = state_record(drill, entry, ops, now, deadline, seed)
+    state["namespace"] = namespace
+    # A fresh key per drill: the state's HMAC proves the restore reads what this drill wrote.
+    key = os.urandom(32)
+    state["digest"] = snapshot.state_digest(key, state, objects)
     if not check_mode:
-        restore.save_state(client, namespace, state, objects)
+        restore.ensure_control_namespace(client, namespace)
+        restore.save_state(client, namespace, state, objects, key=key)
     return state, objects, ops
 
 

@@ -25,7 +25,9 @@ switch needs it without Ansible: ``apply_ops`` runs the operations fault handler
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
+import hmac
 import inspect
 import json
 import os
@@ -46,10 +48,15 @@ except ImportError:  # in-cluster: the files sit side by side (also under python
 ApiError = _k8s.ApiError
 
 __all__ = [
+    "KEY_SECRET",
     "KIND_ORDER",
     "LOCK_NAME",
+    "RESTORABLE_KINDS",
+    "IntegrityError",
     "RestoreError",
     "acquire_lock",
+    "ensure_control_namespace",
+    "restorable",
     "apply_ops",
     "deadman",
     "load_state",
@@ -71,10 +78,23 @@ CREATED_LABEL = "opsdrill.io/created-by"
 # created (a PVC is released once no pod template names it).
 KIND_ORDER = ("Namespace", "ServiceAccount", "Secret", "ConfigMap", "PersistentVolumeClaim",
               "Service", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
+# What a restore may write, always inside the drill namespace: never a cluster-scoped
+# kind, whatever a state says.
+RESTORABLE_KINDS = frozenset(KIND_ORDER) - {"Namespace"}
+# The HMAC key of the drill state (a Secret in the control namespace).
+KEY_SECRET = "opsdrill-drill-key"
+# A restore lock whose holder claims more than this is treated as expired: a planted
+# Lease with a renewTime in the future or a huge duration must not block the rollback.
+MAX_LOCK_S = 600
+CLOCK_SKEW_S = 30
 
 
 class RestoreError(Exception):
     """A restore could not finish."""
+
+
+class IntegrityError(RestoreError):
+    """The drill state in the cluster is not the one the drill wrote."""
 
 
 def _now_iso(now=None):
@@ -253,11 +273,32 @@ def _replace_to_snapshot(client, namespace, snap_obj, sleep, first=None, tries=5
             client.replace(body, namespace)
             return
         except ApiError as exc:
+            if exc.status == 422 and kind in RECREATABLE_KINDS:
+                # Someone changed an immutable field (a Service switched to NodePort keeps a
+                # nodePort a ClusterIP body may not carry): delete it and create it anew.
+                client.delete(kind, name, namespace, missing_ok=True)
+                _wait_gone(client, kind, name, namespace, sleep)
+                body = None
+                continue
             if not exc.conflict and not exc.not_found:
                 raise
             body = None
             sleep(0.5 + attempt)
     raise RestoreError("%s/%s kept changing; gave up after %d tries" % (kind, name, tries))
+
+
+# Kinds a restore may delete and recreate when a replace is refused as invalid (422):
+# their identity is only their name; a workload keeps its pods' selector and PVCs keep data,
+# so those are never recreated.
+RECREATABLE_KINDS = frozenset(("Service", "ConfigMap", "Secret", "ServiceAccount"))
+
+
+def _wait_gone(client, kind, name, namespace, sleep, tries=30):
+    for _attempt in range(tries):
+        if client.get_or_none(kind, name, namespace) is None:
+            return
+        sleep(0.5)
+    raise RestoreError("%s/%s is still being deleted; cannot recreate it" % (kind, name))
 
 
 def _redis_flush(client, namespace, op, sleep, timeout_s=120):
@@ -312,46 +353,127 @@ def _redis_flush(client, namespace, op, sleep, timeout_s=120):
 # --------------------------------------------------------------------------------------
 # drill state in the cluster
 
-def load_state(client, namespace, name=_snap.STATE_CONFIGMAP):
-    """(state, snapshot objects, configmap) of the namespace's drill."""
-    configmap = client.get_or_none("ConfigMap", name, namespace)
+def ensure_control_namespace(client, namespace):
+    """Create the control namespace of drill namespace ``namespace`` when missing
+    (Pod Security restricted, labelled with the drill namespace it serves); refuse a
+    namespace of that name that is not opsdrill's control namespace for ``namespace``."""
+    name = _snap.control_namespace(namespace)
+    current = client.get_or_none("Namespace", name)
+    if current is None:
+        try:
+            client.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+                "name": name, "labels": {
+                    "app.kubernetes.io/part-of": "opsdrill", _snap.CONTROL_LABEL: namespace,
+                    "pod-security.kubernetes.io/enforce": "restricted"}}})
+        except ApiError as exc:
+            if not exc.conflict:
+                raise
+        return name
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    if labels.get(_snap.CONTROL_LABEL) != namespace:
+        raise RestoreError("namespace %s exists but is not the opsdrill control namespace of %s "
+                           "(label %s=%s missing): rename or remove it"
+                           % (name, namespace, _snap.CONTROL_LABEL, namespace))
+    return name
+
+
+def _state_ns(namespace, state_namespace=None):
+    return state_namespace or _snap.control_namespace(namespace)
+
+
+def read_key(client, namespace, state_namespace=None):
+    """The state's HMAC key (bytes) from the control namespace, or None."""
+    secret = client.get_or_none("Secret", KEY_SECRET, _state_ns(namespace, state_namespace))
+    value = ((secret or {}).get("data") or {}).get("key")
+    return base64.b64decode(value) if value else None
+
+
+def load_state(client, namespace, name=_snap.STATE_CONFIGMAP, state_namespace=None, key=None):
+    """(state, snapshot objects, configmap) of drill namespace ``namespace``, read from its
+    control namespace and checked against the state's HMAC (``key``, else the key
+    Secret): a state that fails the check raises IntegrityError."""
+    state_ns = _state_ns(namespace, state_namespace)
+    configmap = client.get_or_none("ConfigMap", name, state_ns)
     if configmap is None:
-        raise RestoreError("no drill state: ConfigMap %s/%s does not exist" % (namespace, name))
+        raise RestoreError("no drill state: ConfigMap %s/%s does not exist" % (state_ns, name))
     secret = None
-    state_preview = json.loads((configmap.get("data") or {}).get("state.json") or "{}")
+    try:
+        state_preview = json.loads((configmap.get("data") or {}).get("state.json") or "{}")
+    except ValueError:
+        state_preview = {}
     if state_preview.get("secret_snapshot") or not (configmap.get("data") or {}).get("state.json"):
-        secret = client.get_or_none("Secret", name, namespace)
-    state, objects = _snap.read_state_objects(configmap, secret)
+        secret = client.get_or_none("Secret", name, state_ns)
+    try:
+        state, objects = _snap.read_state_objects(configmap, secret)
+    except _snap.SnapshotError as exc:
+        raise IntegrityError("drill state %s/%s is unreadable: %s" % (state_ns, name, exc))
+    key = key if key is not None else read_key(client, namespace, state_namespace)
+    if key is None:
+        raise IntegrityError("drill state %s/%s cannot be checked: its key (Secret %s) is missing"
+                             % (state_ns, name, KEY_SECRET))
+    if not hmac.compare_digest(str(state.get("digest") or ""), _snap.state_digest(key, state, objects)):
+        raise IntegrityError("drill state %s/%s fails its integrity check: it was changed after the "
+                             "drill wrote it" % (state_ns, name))
+    if state.get("namespace") not in (None, namespace):
+        raise IntegrityError("drill state %s/%s belongs to namespace %s, not %s"
+                             % (state_ns, name, state.get("namespace"), namespace))
     return state, objects, configmap
 
 
-def save_state(client, namespace, state, objects, name=_snap.STATE_CONFIGMAP):
-    """Create or overwrite the drill-state ConfigMap (and its Secret)."""
-    configmap, secret = _snap.build_state_objects(namespace, state, objects, name)
+def save_state(client, namespace, state, objects, name=_snap.STATE_CONFIGMAP, key=None,
+               state_namespace=None):
+    """Create or overwrite the drill-state ConfigMap (and its Secret) in the control
+    namespace, signed with ``key`` (written to the key Secret when given)."""
+    state_ns = _state_ns(namespace, state_namespace)
+    if key is not None:
+        _put(client, {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                      "metadata": {"name": KEY_SECRET, "namespace": state_ns,
+                                   "labels": {"app.kubernetes.io/part-of": "opsdrill"}},
+                      "data": {"key": base64.b64encode(key).decode("ascii")}}, state_ns)
+    else:
+        key = read_key(client, namespace, state_namespace)
+    state = dict(state, digest=_snap.state_digest(key, state, objects) if key else None)
+    configmap, secret = _snap.build_state_objects(state_ns, state, objects, name)
     for body in (secret, configmap):
-        if body is None:
-            continue
-        current = client.get_or_none(body["kind"], name, namespace)
-        if current is None:
-            client.create(body, namespace)
-        else:
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            client.replace(body, namespace)
+        if body is not None:
+            _put(client, body, state_ns)
     return configmap, secret
 
 
+def _put(client, body, namespace):
+    current = client.get_or_none(body["kind"], body["metadata"]["name"], namespace)
+    if current is None:
+        client.create(body, namespace)
+    else:
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        client.replace(body, namespace)
+
+
 def update_state(client, namespace, changes, name=_snap.STATE_CONFIGMAP, tries=5,
-                 sleep=time.sleep):
-    """Merge ``changes`` into state.json (read-modify-write, retried on conflict)."""
+                 sleep=time.sleep, state_namespace=None):
+    """Merge ``changes`` into state.json (read-modify-write, retried on conflict). Only
+    fields outside the digest may change."""
+    state_ns = _state_ns(namespace, state_namespace)
+    if "digest" in changes:
+        raise RestoreError("update_state may not set the digest")
+    signed = set(changes) & set(_snap.DIGESTED_STATE_KEYS)
     for attempt in range(tries):
-        configmap = client.get("ConfigMap", name, namespace)
+        configmap = client.get("ConfigMap", name, state_ns)
         data = dict(configmap.get("data") or {})
         state = json.loads(data.get("state.json") or "{}")
-        state.update(changes)
+        if signed:
+            # Changing what the digest covers (the engine records the objects its fault
+            # created): check the state as it is, then sign the new one.
+            key = read_key(client, namespace, state_namespace)
+            _current, objects, _cm = load_state(client, namespace, name, state_ns, key=key)
+            state.update(changes)
+            state["digest"] = _snap.state_digest(key, state, objects)
+        else:
+            state.update(changes)
         data["state.json"] = _snap.encode(state)
         configmap["data"] = data
         try:
-            client.replace(configmap, namespace)
+            client.replace(configmap, state_ns)
             return state
         except ApiError as exc:
             if not exc.conflict:
@@ -390,10 +512,8 @@ def acquire_lock(client, namespace, holder, duration_s=180, wait_s=300, sleep=ti
                                "spec": spec}, namespace)
                 return True
             current = lease.get("spec") or {}
-            expires = (_parse_micro(current.get("renewTime"))
-                       + int(current.get("leaseDurationSeconds") or 0))
             if not current.get("holderIdentity") or current.get("holderIdentity") == holder \
-                    or expires < now:
+                    or lock_expired(current, now):
                 lease["spec"] = spec
                 client.replace(lease, namespace)
                 return True
@@ -406,6 +526,19 @@ def acquire_lock(client, namespace, holder, duration_s=180, wait_s=300, sleep=ti
         sleep(2)
 
 
+def lock_expired(spec, now):
+    """A lock is expired when not renewed within its duration, and also when it claims
+    the impossible: a renewTime in the future or a duration over MAX_LOCK_S."""
+    try:
+        renewed = _parse_micro(spec.get("renewTime"))
+        duration = int(spec.get("leaseDurationSeconds") or 0)
+    except (TypeError, ValueError):
+        return True
+    if renewed > now + CLOCK_SKEW_S or duration > MAX_LOCK_S:
+        return True
+    return renewed + duration < now
+
+
 def release_lock(client, namespace, holder, name=LOCK_NAME):
     lease = client.get_or_none("Lease", name, namespace)
     if lease and (lease.get("spec") or {}).get("holderIdentity") == holder:
@@ -415,13 +548,36 @@ def release_lock(client, namespace, holder, name=LOCK_NAME):
 # --------------------------------------------------------------------------------------
 # restore
 
+def restorable(state, objects, namespace):
+    """``(objects, created, refused)``: only what the catalog entry touches (the state's
+    ``touches``) or the fault created, of namespaced kinds, with the namespace forced to
+    the drill namespace. ``refused`` names what a restore will not write."""
+    touches = set(state.get("touches") or [])
+    keep, refused = [], []
+    for obj in objects:
+        ref = _snap.ref_of(obj)
+        if obj.get("kind") not in RESTORABLE_KINDS or ref not in touches:
+            refused.append(ref)
+            continue
+        obj = dict(obj, metadata=dict(obj.get("metadata") or {}, namespace=namespace))
+        keep.append(obj)
+    created = []
+    for item in state.get("created") or []:
+        kind, name = _split(item)
+        if kind in RESTORABLE_KINDS:
+            created.append(item)
+        else:
+            refused.append(_ref(kind, name))
+    return keep, created, refused
+
+
 def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=None):
     """Restore ``namespace`` to ``objects``; delete ``state["created"]``; run
     ``state["post_restore"]`` once (skipped when ``state["post_restore_done"]``).
     Returns the outcome: ``{"ok", "actions", "remaining", "error"}`` (remaining:
     differences still there afterwards), plus ``post_restore_done`` when the state has
     post-restore operations."""
-    created = list(state.get("created") or [])
+    objects, created, refused = restorable(state, objects, namespace)
     post = list(state.get("post_restore") or [])
     post_done = not post or bool(state.get("post_restore_done"))
     actions, error, remaining = [], None, []
@@ -457,7 +613,7 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
             break
         sleep(2)
     outcome = {"ok": not remaining and error is None, "actions": actions,
-               "remaining": remaining, "error": error}
+               "remaining": remaining, "error": error, "refused": refused}
     if post:
         outcome["post_restore_done"] = post_done
     return outcome
@@ -509,30 +665,45 @@ def wait_for_rollouts(client, namespace, objects, sleep=time.sleep, log=None, ti
 
 
 def run_restore(client, namespace, name=_snap.STATE_CONFIGMAP, state_namespace=None,
-                by="rollback", only_if_armed=False, sleep=time.sleep, log=None):
+                by="rollback", only_if_armed=False, sleep=time.sleep, log=None, fallback=None):
     """Lock, load the drill state, restore, record the outcome in the state, unlock.
 
     ``only_if_armed``: skip (outcome ``skipped``) when the state is disarmed, as the
-    dead-man's switch does; the engine's own rollback always restores."""
-    state_ns = state_namespace or namespace
+    dead-man's switch does; the engine's own rollback always restores. ``fallback``:
+    ``(state, objects)`` from the controller's local copy, used (``source: local``) when
+    the cluster's state is missing or fails its integrity check, or differs from it."""
+    state_ns = _state_ns(namespace, state_namespace)
     holder = "%s/%s/%d" % (by, socket.gethostname(), os.getpid())
     acquire_lock(client, state_ns, holder, sleep=sleep)
     try:
-        state, objects, _cm = load_state(client, state_ns, name)
+        source, problem = "cluster", None
+        try:
+            state, objects, _cm = load_state(client, namespace, name, state_ns)
+            if fallback is not None and state.get("digest") != fallback[0].get("digest"):
+                raise IntegrityError("drill state %s/%s is not the one this controller wrote "
+                                     "(digest differs from the local copy)" % (state_ns, name))
+        except RestoreError as exc:
+            if fallback is None:
+                raise
+            state, objects = dict(fallback[0]), list(fallback[1])
+            source, problem = "local", str(exc)
         if only_if_armed and not state.get("armed"):
             return {"ok": True, "skipped": True, "reason": "disarmed", "phase": state.get("phase")}
-        update_state(client, state_ns, {"phase": "restoring"}, name, sleep=sleep)
+        recorded = source == "cluster"
+        if recorded:
+            update_state(client, namespace, {"phase": "restoring"}, name, sleep=sleep, state_namespace=state_ns)
         try:
             outcome = restore(client, namespace, state, objects, sleep=sleep, log=log)
         except (ApiError, _k8s.K8sError) as exc:
             outcome = {"ok": False, "actions": [], "remaining": [], "error": str(exc)}
-        outcome.update({"by": by, "at": _now_iso()})
+        outcome.update({"by": by, "at": _now_iso(), "source": source, "state_problem": problem})
         changes = {"restore": outcome, "phase": "restored" if outcome["ok"] else "restore_failed"}
         if outcome.get("post_restore_done"):
             changes["post_restore_done"] = True
         if outcome["ok"]:
             changes["armed"] = False
-        update_state(client, state_ns, changes, name, sleep=sleep)
+        if recorded:
+            update_state(client, namespace, changes, name, sleep=sleep, state_namespace=state_ns)
         return outcome
     finally:
         try:
@@ -547,28 +718,38 @@ def run_restore(client, namespace, name=_snap.STATE_CONFIGMAP, state_namespace=N
 def deadman(client, namespace, deadline, name=_snap.STATE_CONFIGMAP, state_namespace=None,
             poll_s=10.0, sleep=time.sleep, now=time.time, log=_log):
     """Wait for the deadline, then restore unless disarmed. Returns the exit code."""
-    state_ns = state_namespace or namespace
+    state_ns = _state_ns(namespace, state_namespace)
+    due, drill_id = deadline, None
     while True:
         try:
             configmap = client.get_or_none("ConfigMap", name, state_ns)
-        except ApiError as exc:
+            state = json.loads(((configmap or {}).get("data") or {}).get("state.json") or "{}")
+        except (ApiError, _k8s.K8sError, ValueError) as exc:
+            # An API hiccup or a garbled state: keep guarding, and past the deadline try the
+            # restore (run_restore checks the state's integrity and says what is wrong).
             log("state unreadable, retrying", error=str(exc))
-            sleep(poll_s)
+            if now() >= due:
+                break
+            sleep(min(poll_s, max(due - now(), 0.5)))
             continue
         if configmap is None:
-            log("no drill state: nothing to guard", configmap=name, namespace=state_ns)
+            log("no drill state: nothing to guard (the engine removes it after a verified "
+                "rollback; anything else is an error)", configmap=name, namespace=state_ns,
+                level="ERROR")
             return 0
-        state = json.loads((configmap.get("data") or {}).get("state.json") or "{}")
         if not state.get("armed"):
             log("disarmed", phase=state.get("phase"), drill_id=state.get("drill_id"))
             return 0
-        due = float(state.get("deadline") or deadline)
+        drill_id = state.get("drill_id")
+        try:
+            due = float(state.get("deadline") or deadline)
+        except (TypeError, ValueError):
+            due = deadline
         left = due - now()
         if left <= 0:
             break
         sleep(min(poll_s, left))
-    log("deadline passed: restoring", namespace=namespace, deadline=due,
-        drill_id=state.get("drill_id"))
+    log("deadline passed: restoring", namespace=namespace, deadline=due, drill_id=drill_id)
     outcome = run_restore(client, namespace, name, state_ns, by="deadman", only_if_armed=True,
                           sleep=sleep, log=log)
     log("restore finished", **{k: v for k, v in outcome.items() if k != "remaining"},
@@ -598,7 +779,8 @@ def main(argv=None):
     parser.add_argument("--namespace", required=True, help="drill namespace")
     parser.add_argument("--state-configmap", default=_snap.STATE_CONFIGMAP)
     parser.add_argument("--state-namespace", default=None,
-                        help="namespace of the drill state (default: --namespace)")
+                        help="namespace of the drill state (default: the control namespace "
+                             "opsdrill-ctl-NAMESPACE)")
     parser.add_argument("--deadline", type=float, required=True,
                         help="epoch seconds; the state's deadline, when set, wins")
     parser.add_argument("--poll", type=float, default=10.0, help="seconds between state checks")

@@ -30,6 +30,7 @@ import base64
 import copy
 import gzip
 import hashlib
+import hmac
 import json
 import re
 
@@ -39,8 +40,11 @@ __all__ = [
     "DROP_METADATA",
     "MAX_CONFIGMAP_BYTES",
     "STATE_CONFIGMAP",
+    "CONTROL_LABEL",
     "SnapshotError",
     "build_state_objects",
+    "control_namespace",
+    "state_digest",
     "create_body",
     "decode",
     "diff",
@@ -54,6 +58,10 @@ __all__ = [
 ]
 
 STATE_CONFIGMAP = "opsdrill-drill-state"
+# The drill's own objects (state, locks, dead-man's switch) live in a control namespace
+# per drill namespace, out of the team's reach: trainees hold no role there.
+CONTROL_PREFIX = "opsdrill-ctl-"
+CONTROL_LABEL = "opsdrill.io/control-for"
 # A ConfigMap holds at most 1 MiB (data + binaryData); keep room for keys and metadata.
 MAX_CONFIGMAP_BYTES = 1000 * 1000
 
@@ -437,6 +445,35 @@ def build_state_objects(namespace, state, objects, name=STATE_CONFIGMAP,
                   "metadata": {"name": name, "namespace": namespace, "labels": labels},
                   "data": secret_data}
     return configmap, secret
+
+
+def control_namespace(namespace):
+    """The control namespace of drill namespace ``namespace``: ``opsdrill-ctl-<namespace>``,
+    shortened with a digest when that is over the 63 characters a namespace name may have."""
+    name = CONTROL_PREFIX + namespace
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:8]
+    return name[:54].rstrip("-") + "-" + digest
+
+
+# What the restore acts on: a trainee who could rewrite these could make the rollback
+# write anything with the engine's credentials. Progress (phase, armed, deadline, the
+# restore outcome) stays outside the digest, and so does ``created``, which the injection
+# completes: the restore deletes only labelled objects of namespaced kinds from it, which
+# the team could delete anyway. The digest never changes after the snapshot, so the
+# controller's local copy can be compared with the cluster's state by it.
+DIGESTED_STATE_KEYS = ("drill_id", "namespace", "scenario", "variant", "fault", "touches",
+                       "post_restore", "releases")
+
+
+def state_digest(key, state, objects):
+    """HMAC-SHA256 (hex) over the state's restore-relevant fields and the normalised
+    snapshot objects, with ``key`` (bytes) that only the drill's controller and its
+    dead-man's switch can read."""
+    body = {"state": {k: state.get(k) for k in DIGESTED_STATE_KEYS},
+            "objects": sorted((normalise(o) for o in objects), key=ref_of)}
+    return hmac.new(key, encode(body).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _unpack(obj, key, b64_plain=False):

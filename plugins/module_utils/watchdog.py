@@ -78,10 +78,34 @@ def process_alive(pid, start=None):
 
 
 def read_state(client, namespace):
-    configmap = client.get_or_none("ConfigMap", _snap.STATE_CONFIGMAP, namespace)
+    configmap = client.get_or_none("ConfigMap", _snap.STATE_CONFIGMAP, _snap.control_namespace(namespace))
     if configmap is None:
         return None
     return json.loads((configmap.get("data") or {}).get("state.json") or "{}")
+
+
+def local_copy(artifacts_dir, drill_id):
+    """``(state, objects)`` of the controller's own drill-state.json, or None: the trusted
+    copy when the cluster's state vanished or fails its integrity check."""
+    if not artifacts_dir:
+        return None
+    try:
+        with open(os.path.join(artifacts_dir, "drill-state.json"), encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    state = data.get("state") or {}
+    if state.get("drill_id") != drill_id:
+        return None
+    return state, list(data.get("snapshot") or [])
+
+
+def finished(artifacts_dir):
+    """The timeline says the drill was rolled back and verified (or ended)."""
+    if not artifacts_dir:
+        return False
+    events = {e.get("event") for e in _timeline.read(artifacts_dir)}
+    return bool(events & {"verify_passed", "drill_finished"})
 
 
 def still_ours(state, drill_id):
@@ -102,7 +126,9 @@ def verify_after_restore(client, args, state, outcome, timeout_s=ROLLOUT_TIMEOUT
     """Verify like the playbook's rollback would have: the restore's own re-read of the
     live objects found no difference, and the restored Deployments finish rolling out."""
     try:
-        _state, objects, _cm = _restore.load_state(client, args.namespace)
+        objects = getattr(args, "objects", None)
+        if objects is None:
+            _state, objects, _cm = _restore.load_state(client, args.namespace)
         pending = _restore.wait_for_rollouts(client, args.namespace, objects, log=_log, timeout_s=timeout_s)
     except (_restore.RestoreError, _k8s.K8sError) as exc:
         pending, problems = None, ["steady state not checked: %s" % exc]
@@ -133,8 +159,13 @@ def interrupted(client, args, state):
     if killed:
         _log("killed the orphaned workers of the controller", pids=killed)
     record(args.artifacts_dir, state, "rollback_started", {"by": "watchdog", "killed_workers": killed})
+    local = local_copy(args.artifacts_dir, args.drill_id)
     outcome = _restore.run_restore(client, args.namespace, by="deadman", only_if_armed=True,
-                                   log=_log)
+                                   log=_log, fallback=local)
+    if outcome.get("source") == "local":
+        _log("the cluster's drill state was unusable: restored from the controller's local copy",
+             problem=outcome.get("state_problem"), level="ERROR")
+        args.objects = local[1]
     record(args.artifacts_dir, state, "rollback_finished",
            {"by": "watchdog", "ok": bool(outcome.get("ok")), "actions": outcome.get("actions") or [],
             "remaining": outcome.get("remaining") or [], "error": outcome.get("error")})
@@ -156,9 +187,9 @@ def interrupted(client, args, state):
         else:
             _log("drill state kept: the restore did not verify; run rollback.yml", namespace=args.namespace)
         record(args.artifacts_dir, state, "deadman_disarmed", {"by": "watchdog", "removed": removed})
-        lease = client.get_or_none("Lease", LEASE_NAME, args.namespace)
+        lease = client.get_or_none("Lease", LEASE_NAME, _snap.control_namespace(args.namespace))
         if lease and (lease.get("spec") or {}).get("holderIdentity") == args.drill_id:
-            client.delete("Lease", LEASE_NAME, args.namespace, missing_ok=True)
+            client.delete("Lease", LEASE_NAME, _snap.control_namespace(args.namespace), missing_ok=True)
     except _k8s.ApiError as exc:
         _log("cleanup incomplete", error=str(exc))
     record(args.artifacts_dir, state, "drill_finished",
@@ -199,6 +230,12 @@ def main(argv=None):
                 _log("state unreadable", error=str(exc))
                 time.sleep(5)
                 continue
+            if state is None and not alive and not finished(args.artifacts_dir) \
+                    and local_copy(args.artifacts_dir, args.drill_id) is not None:
+                # Armed, controller gone, and the state vanished from the cluster: a failure,
+                # never "nothing to guard". The local copy restores.
+                _log("drill state vanished from the cluster while the drill was armed", level="ERROR")
+                state = dict(local_copy(args.artifacts_dir, args.drill_id)[0], armed=True)
             if not still_ours(state, args.drill_id):
                 _log("drill disarmed or gone: nothing to guard",
                      phase=(state or {}).get("phase"), state_drill=(state or {}).get("drill_id"))

@@ -34,8 +34,15 @@ options:
     default: armed
   remove_state:
     description:
-      - With O(state=disarmed), also delete the drill state (ConfigMap and Secret C(opsdrill-drill-state)),
-        once the rollback has verified that the snapshot is live again.
+      - With O(state=disarmed) or O(state=absent), also delete the drill state (ConfigMap and Secret
+        C(opsdrill-drill-state) and the key Secret in the control namespace), once the rollback has
+        verified that the snapshot is live again.
+    type: bool
+    default: false
+  remove_control_namespace:
+    description:
+      - With O(state=absent), also delete the namespace's control namespace C(opsdrill-ctl-<namespace>)
+        (teardown), when its label says it is opsdrill's.
     type: bool
     default: false
   drill_id:
@@ -135,6 +142,7 @@ def main():
             namespace={"type": "str", "required": True},
             state={"type": "str", "choices": ["armed", "disarmed", "absent"], "default": "armed"},
             remove_state={"type": "bool", "default": False},
+            remove_control_namespace={"type": "bool", "default": False},
             drill_id={"type": "str"},
             deadline={"type": "float"},
             image={"type": "str", "default": "python:3.12-slim"},
@@ -186,6 +194,10 @@ def main():
             if module.check_mode:
                 module.exit_json(**result)
             result["objects"] = deadman.remove(client, namespace)
+            if params["remove_state"]:
+                result["objects"] += deadman.remove_state(client, namespace)
+            if params["remove_control_namespace"]:
+                result["objects"] += deadman.remove_control_namespace(client, namespace)
             result["changed"] = bool(result["objects"])
     except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError) as exc:
         module.fail_json(msg=str(exc), **result)

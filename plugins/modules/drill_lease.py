@@ -89,7 +89,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 
 def _state_armed(client, namespace):
-    configmap = client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, namespace)
+    configmap = client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, snapshot.control_namespace(namespace))
     if configmap is None:
         return False
     try:

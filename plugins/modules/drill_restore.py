@@ -37,6 +37,12 @@ options:
   deploy_repo:
     description: The namespace's deploy repository; release faults get a revert commit there.
     type: path
+  local_state:
+    description:
+      - The controller's own copy of the drill state (C(drill-state.json) in the drill's
+        artifacts dir). It is used when the cluster's state is missing, fails its
+        integrity check, or differs from it; the result says so (RV(source)).
+    type: path
 extends_documentation_fragment:
   - opsdrill.drills.cluster
 """
@@ -79,12 +85,22 @@ by:
   description: Who restored the state last (C(rollback), C(deadman)) according to the state.
   returned: when found
   type: str
+source:
+  description: Where the restored state came from - C(cluster), or C(local) (the controller's copy).
+  returned: when found
+  type: str
+state_problem:
+  description: Why the cluster's state was not used (missing, changed, unreadable).
+  returned: when O(local_state) was used
+  type: str
 deploy_repo_commits:
   description: Revert commits made in the deploy repository.
   returned: mode restore
   type: list
   elements: str
 """
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -94,6 +110,23 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import engine_clie
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+def _chosen_state(client, namespace, local, in_cluster):
+    """The state to act on: the cluster's when it passes its check (and matches the local
+    copy's digest), else the local copy. Returns (state, objects, (source, problem))."""
+    problem = "the drill state is missing from %s" % snapshot.control_namespace(namespace)
+    if in_cluster:
+        try:
+            state, objects, _cm = restore.load_state(client, namespace)
+            if local is None or state.get("digest") == local[0].get("digest"):
+                return state, objects, ("cluster", None)
+            problem = "the cluster's drill state is not the one this controller wrote"
+        except restore.RestoreError as exc:
+            if local is None:
+                raise
+            problem = str(exc)
+    return local[0], local[1], ("local", problem)
 
 
 def _revert_releases(path, state, objects):
@@ -108,6 +141,20 @@ def _revert_releases(path, state, objects):
     return commits
 
 
+def _local(path):
+    """(state, objects) of the controller's drill-state.json, or None when absent."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise restore.RestoreError("local drill state %s is unreadable: %s" % (path, exc))
+    return data["state"], list(data.get("snapshot") or [])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -115,6 +162,7 @@ def main():
             mode={"type": "str", "choices": ["restore", "verify"], "default": "restore"},
             fail_on_difference={"type": "bool", "default": True},
             deploy_repo={"type": "path"},
+            local_state={"type": "path"},
             **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
@@ -123,11 +171,15 @@ def main():
     result = {"changed": False, "found": False, "ok": True, "differences": []}
     try:
         client = engine_client.connect(params["kubeconfig"], params["context"])
-        if client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, namespace) is None:
+        local = _local(params["local_state"])
+        in_cluster = client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP,
+                                        snapshot.control_namespace(namespace)) is not None
+        if not in_cluster and local is None:
             result["msg"] = "namespace %s has no drill state: nothing to %s" % (namespace, params["mode"])
             module.exit_json(**result)
-        state, objects, _cm = restore.load_state(client, namespace)
-        result.update(found=True, by=(state.get("restore") or {}).get("by"))
+        state, objects, source = _chosen_state(client, namespace, local, in_cluster)
+        result.update(found=True, by=(state.get("restore") or {}).get("by"), source=source[0],
+                      state_problem=source[1])
         if params["mode"] == "verify" or module.check_mode:
             result["differences"] = engine.verify(client, namespace, state, objects)
             result["ok"] = not result["differences"]
@@ -138,13 +190,17 @@ def main():
                 module.exit_json(**result)
             result["changed"] = bool(result["differences"])
             module.exit_json(**result)
-        outcome = restore.run_restore(client, namespace, by="rollback")
+        outcome = restore.run_restore(client, namespace, by="rollback", fallback=local)
     except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError,
             snapshot.SnapshotError) as exc:
         module.fail_json(msg=str(exc), **result)
     result.update(changed=bool(outcome.get("actions")), ok=bool(outcome.get("ok")),
                   actions=outcome.get("actions") or [], differences=outcome.get("remaining") or [],
-                  error=outcome.get("error"), by="rollback", deploy_repo_commits=[])
+                  error=outcome.get("error"), by="rollback", deploy_repo_commits=[],
+                  source=outcome.get("source"), state_problem=outcome.get("state_problem"),
+                  refused=outcome.get("refused") or [])
+    if outcome.get("source") == "local":
+        state, objects = local
     if params["deploy_repo"] and state.get("releases"):
         try:
             result["deploy_repo_commits"] = _revert_releases(params["deploy_repo"], state, objects)

@@ -40,6 +40,14 @@ drill:
   description: C({drill_id, scenario, variant, fault, namespace}) of the state.
   returned: when exists
   type: dict
+intact:
+  description: The state passed its integrity check (HMAC); when not, RV(drill) and RV(state) are empty.
+  returned: when exists
+  type: bool
+problem:
+  description: Why the state is not intact.
+  returned: when not intact
+  type: str
 state:
   description: state.json (armed, phase, started, deadline, created, post_restore, restore, ...).
   returned: when exists
@@ -67,15 +75,20 @@ def main():
     namespace = module.params["namespace"]
     try:
         client = engine_client.connect(module.params["kubeconfig"], module.params["context"])
-        if client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, namespace) is None:
+        if client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, snapshot.control_namespace(namespace)) is None:
             module.exit_json(changed=False, exists=False)
         state, objects, _configmap = restore.load_state(client, namespace)
+    except restore.IntegrityError as exc:
+        # Changed or unreadable: nothing in it is trusted (not even the drill id); the
+        # rollback falls back to the controller's local copy.
+        module.exit_json(changed=False, exists=True, intact=False, problem=str(exc), drill={}, state={},
+                         objects=[])
     except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError,
             snapshot.SnapshotError) as exc:
         module.fail_json(msg=str(exc))
     drill = {key: state.get(key) for key in ("drill_id", "scenario", "variant", "fault")}
     drill["namespace"] = state.get("namespace") or namespace
-    module.exit_json(changed=False, exists=True, drill=drill, state=state,
+    module.exit_json(changed=False, exists=True, intact=True, drill=drill, state=state,
                      objects=[snapshot.ref_of(o) for o in objects])
 
 

@@ -89,6 +89,11 @@ CATEGORIES = {
 # name is an option there, hence a prefix). This package runs without the rest
 # of the collection (AnsiballZ), so it keeps a copy; a unit test keeps them equal.
 DRILL_STATE_PREFIX = 'opsdrill-drill-state'
+# The drill's own objects (state, locks, dead-man's switch) live in the control
+# namespace opsdrill-ctl-<drill namespace> (snapshot.py control_namespace; copy, a unit
+# test keeps them equal). Trainees hold no role there: any request of theirs is an
+# attempt on the drill, flagged and never credited.
+CONTROL_PREFIX = 'opsdrill-ctl-'
 # Reading it is flagged for the trainer, never credited: no rubric match, no
 # first action, no responder (matching.py, metrics.py, scorer.py).
 UNCREDITED_ACTIONS = frozenset(('read_drill_state',))
@@ -345,7 +350,9 @@ class AuditLogSource(EvidenceSource):
         namespace = ref.get('namespace') or None
         name = ref.get('name') or None
         group = ref.get('apiGroup') or ''
-        if self.namespaces and namespace and namespace not in self.namespaces:
+        control = bool(namespace) and namespace.startswith(CONTROL_PREFIX) and (
+            not self.namespaces or namespace[len(CONTROL_PREFIX):] in self.namespaces)
+        if self.namespaces and namespace and namespace not in self.namespaces and not control:
             self.stats['other_namespace'] += 1
             return None
         uri = event.get('requestURI') or ''
@@ -369,7 +376,12 @@ class AuditLogSource(EvidenceSource):
         action, summary, aliases = None, None, ()
         mutating = verb in MUTATING_VERBS and not dry_run
 
-        if group in ACCESS_REVIEW_GROUPS:
+        if control and not names_drill_state(verb, resource, name):
+            action = 'read_drill_state'
+            summary = "%s the drill's own objects (%s %s %s)" % (
+                'reached' if ok else 'tried to reach', verb, resource, where)
+            mutating = False
+        elif group in ACCESS_REVIEW_GROUPS:
             action, summary = 'check_access', 'asked the API server (%s)' % resource
             mutating = False
         elif group == 'metrics.k8s.io':

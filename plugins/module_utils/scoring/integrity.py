@@ -17,7 +17,7 @@ marks if points should change (docs/scoring.md, "Integrity").
 
 from __future__ import annotations
 
-from .audit import UNCREDITED_ACTIONS
+from .audit import DRILL_STATE_PREFIX, UNCREDITED_ACTIONS
 from .timeutil import format_offset, seconds_between
 
 LIMITATION = ('only requests that name the drill state count (get, or watch/list by its name): a list of all '
@@ -26,7 +26,9 @@ LIMITATION = ('only requests that name the drill state count (get, or watch/list
 
 
 def _kind(resource):
-    return 'secret' if resource == 'secrets' else 'configmap'
+    """``configmaps`` -> ``configmap``; ``leases`` -> ``lease`` (a request into a control namespace)."""
+    resource = resource or 'object'
+    return resource[:-1] if resource.endswith('s') else resource
 
 
 def drill_state_reads(evidence, reference):
@@ -38,7 +40,7 @@ def drill_state_reads(evidence, reference):
         det = item.details
         read = item.cite()
         read.update(offset_s=seconds_between(reference, item.ts), kind=_kind(det.get('resource')),
-                    namespace=det.get('namespace'), name=det.get('name'), verb=det.get('verb'),
+                    namespace=det.get('namespace'), name=det.get('name') or '*', verb=det.get('verb'),
                     ok=bool(item.ok), code=det.get('code'))
         reads.append(read)
     return reads
@@ -89,8 +91,12 @@ def _when(ts, offset_s):
 
 def describe_finding(finding):
     """One line: ``trainee-1 read the drill's answer key (configmap opsdrill-drill-state) at T+0:42``, how often."""
-    text = "%s %s the drill's answer key (%s %s) at %s" % (
-        finding['actor'], 'read' if finding['shown'] else 'tried to read', finding['kind'], finding['name'],
+    if finding['kind'] in ('configmap', 'secret') and (finding['name'] or '').startswith(DRILL_STATE_PREFIX):
+        what, verb = "the drill's answer key", 'read' if finding['shown'] else 'tried to read'
+    else:
+        what, verb = "the drill's own objects", 'reached' if finding['shown'] else 'tried to reach'
+    text = "%s %s %s (%s %s) at %s" % (
+        finding['actor'], verb, what, finding['kind'], finding['name'] or 'all',
         _when(finding['first_at'], finding['first_offset_s']))
     if finding['requests'] > 1:
         text += ' (%d requests, the last at %s)' % (finding['requests'], _when(finding['last_at'], finding['last_offset_s']))

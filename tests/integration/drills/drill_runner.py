@@ -325,12 +325,21 @@ class DrillRunner:
                 obj = self.client.get_or_none(kind, name, self.namespace)
                 if obj is not None and not obj["metadata"].get("deletionTimestamp"):
                     result.leftovers.append("%s (created by the fault)" % ref)
-        for kind, name in (("ConfigMap", "opsdrill-drill-state"), ("Secret", "opsdrill-drill-state"),
-                           ("Lease", "opsdrill-drill"), ("Job", "opsdrill-deadman"),
-                           ("ConfigMap", "opsdrill-deadman-code")):
-            obj = self.client.get_or_none(kind, name, self.namespace)
+        control = snapshot.control_namespace(self.namespace)
+        for kind, name, where in (("ConfigMap", "opsdrill-drill-state", control),
+                                  ("Secret", "opsdrill-drill-state", control),
+                                  ("Secret", "opsdrill-drill-key", control),
+                                  ("Lease", "opsdrill-drill", control), ("Lease", "opsdrill-restore-lock", control),
+                                  ("Job", "opsdrill-deadman", control), ("ConfigMap", "opsdrill-deadman-code", control),
+                                  ("ServiceAccount", "opsdrill-deadman", control),
+                                  ("Role", "opsdrill-deadman", self.namespace),
+                                  ("RoleBinding", "opsdrill-deadman", self.namespace),
+                                  # nothing of the drill may be left in the team's namespace
+                                  ("ConfigMap", "opsdrill-drill-state", self.namespace),
+                                  ("Lease", "opsdrill-drill", self.namespace)):
+            obj = self.client.get_or_none(kind, name, where)
             if obj is not None and not obj["metadata"].get("deletionTimestamp"):
-                result.leftovers.append("%s/%s" % (kind, name))
+                result.leftovers.append("%s/%s/%s" % (where, kind, name))
         result.deploy_repo = self._check_deploy_repo()
         deadline = time.time() + 90
         while True:
@@ -393,9 +402,11 @@ def setup_namespace(namespace, output_dir, log=print):
 
 
 def delete_namespace(lab, namespace):
+    """Delete a drill namespace and its control namespace."""
     kubeconfig = os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"])
-    subprocess.run([lab["kubectl"], "--kubeconfig", kubeconfig, "delete", "namespace", namespace, "--wait=false",
-                    "--ignore-not-found"], capture_output=True, check=False)
+    subprocess.run([lab["kubectl"], "--kubeconfig", kubeconfig, "delete", "namespace", namespace,
+                    snapshot.control_namespace(namespace), "--wait=false", "--ignore-not-found"],
+                   capture_output=True, check=False)
 
 
 def interleaved(keys):

@@ -90,8 +90,9 @@ def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, t
     live = {snapshot.ref_of(o): client.get_or_none(o["kind"], o["metadata"]["name"], guard_namespace)
             for o in local["snapshot"]}
     assert snapshot.diff(local["snapshot"], live) == []
+    control = snapshot.control_namespace(guard_namespace)
     for kind, name in (("configmap", "opsdrill-drill-state"), ("secret", "opsdrill-drill-state"),
-                       ("lease", "opsdrill-drill"), ("job", "opsdrill-deadman")):
-        assert admin.run("get", kind, name, "-n", guard_namespace, check=False).returncode != 0, (kind, name)
+                       ("secret", "opsdrill-drill-key"), ("lease", "opsdrill-drill"), ("job", "opsdrill-deadman")):
+        assert admin.run("get", kind, name, "-n", control, check=False).returncode != 0, (kind, name)
     admin.wait_for("the steady state", lambda: not drill_runner.steady_problems(client, guard_namespace),
                    timeout=180)

@@ -43,24 +43,31 @@ def play(*args, background=False, artifacts=None):
 def fingerprint(admin, namespace):
     """What a refused drill must not change: the stack's specs and every drill object."""
     out = {}
-    for kind in ("deployments", "services", "secrets", "configmaps", "leases.coordination.k8s.io",
-                 "jobs.batch", "serviceaccounts", "roles.rbac.authorization.k8s.io",
-                 "persistentvolumeclaims"):
-        for item in admin.json("get", kind, "-n", namespace)["items"]:
-            meta = item["metadata"]
-            if kind.startswith("leases") and not meta["name"].startswith("opsdrill"):
-                continue  # leader election renews its leases all the time
-            version = meta.get("generation") if kind == "deployments" else meta["resourceVersion"]
-            out["%s/%s" % (kind, meta["name"])] = version
+    for where in (namespace, drill_runner.snapshot.control_namespace(namespace)):
+        for kind in ("deployments", "services", "secrets", "configmaps", "leases.coordination.k8s.io",
+                     "jobs.batch", "serviceaccounts", "roles.rbac.authorization.k8s.io",
+                     "persistentvolumeclaims"):
+            for item in admin.json("get", kind, "-n", where)["items"]:
+                meta = item["metadata"]
+                if kind.startswith("leases") and not meta["name"].startswith("opsdrill"):
+                    continue  # leader election renews its leases all the time
+                version = meta.get("generation") if kind == "deployments" else meta["resourceVersion"]
+                out["%s/%s/%s" % (where, kind, meta["name"])] = version
     return out
 
 
 def drill_objects(admin, namespace):
+    """The drill's own objects, in the control namespace and in the drill namespace."""
+    control = drill_runner.snapshot.control_namespace(namespace)
     found = []
-    for kind, name in (("configmap", "opsdrill-drill-state"), ("secret", "opsdrill-drill-state"),
-                       ("lease", "opsdrill-drill"), ("job", "opsdrill-deadman"), ("role", "opsdrill-deadman")):
-        if admin.run("get", kind, name, "-n", namespace, check=False).returncode == 0:
-            found.append("%s/%s" % (kind, name))
+    for kind, name, where in (("configmap", "opsdrill-drill-state", control),
+                              ("secret", "opsdrill-drill-state", control), ("secret", "opsdrill-drill-key", control),
+                              ("lease", "opsdrill-drill", control), ("job", "opsdrill-deadman", control),
+                              ("role", "opsdrill-deadman", control), ("role", "opsdrill-deadman", namespace),
+                              ("configmap", "opsdrill-deadman-code", control),
+                              ("configmap", "opsdrill-drill-state", namespace), ("lease", "opsdrill-drill", namespace)):
+        if admin.run("get", kind, name, "-n", where, check=False).returncode == 0:
+            found.append("%s/%s" % (kind, name) if where == control else "%s:%s/%s" % (where, kind, name))
     return found
 
 
@@ -227,7 +234,6 @@ def test_killed_drill_is_rolled_back_by_the_watchdog_and_leaves_nothing(admin, n
     assert _postgres_replicas(admin, ns) == 1
     # Nothing of the drill is left where the team could read it (the state names the fault).
     assert drill_objects(admin, ns) == []
-    assert admin.run("get", "configmap", "opsdrill-deadman-code", "-n", ns, check=False).returncode != 0
     admin.wait_for("every process of the run to end (worker and watchdog included)",
                    lambda: _processes_mentioning(str(tmp_path)) == [], timeout=30)
     events = [json.loads(line) for line in (artifacts / "timeline.jsonl").read_text().splitlines()]

@@ -4,7 +4,7 @@ and the API server's audit log.
 
 outage/resources/memory_limits in namespace opsdrill-trainee (set up with setup.yml and
 deleted afterwards unless OPSDRILL_DRILL_KEEP_NAMESPACES=1), response window 240 s. When
-ServiceDown fires, the trainee (the lab's trainee kubeconfig: view cluster-wide, edit in
+ServiceDown fires, the trainee (the lab's trainee kubeconfig: edit in
 drill namespaces) investigates like the seed says, rolls backend-api back with
 ``kubectl rollout undo`` and keeps the incident desk in ``<artifacts dir>/desk.json``
 (the drill engine's default desk file).
@@ -197,8 +197,10 @@ class Trainee:
         self.desk.post("incident_log", "ServiceDown fired: backend-api unreachable, SEO tool backend down")
         self.desk.post("team_coordination", "%s investigates backend-api; nobody else changes it" % self.desk.author)
         pod = self.crashed_backend_pod()
-        # A trainee who peeks at the drill's answer key: the scorecard must flag it.
-        self.kubectl("get", "configmap", "opsdrill-drill-state", "-n", self.namespace, "-o", "yaml")
+        # A trainee who tries to peek at the drill's answer key in the control namespace: the API
+        # server refuses it (trainees hold no role there), and the scorecard flags the attempt.
+        self.kubectl("get", "configmap", "opsdrill-drill-state", "-n",
+                     drill_runner.snapshot.control_namespace(self.namespace), "-o", "yaml", check=False)
         self.kubectl("describe", "pod", pod, "-n", self.namespace)
         self.kubectl("logs", pod, "-n", self.namespace, "--previous", check=False)
         self.desk.post("status_update", "Investigating: backend-api pods are OOMKilled and restarting")
@@ -436,10 +438,12 @@ def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
     integrity = card["integrity"]
     assert integrity["review_required"] is True, integrity
     peeks = [f for f in integrity["findings"] if f["actor"] == trainee_kube.user]
-    assert len(peeks) == 1 and peeks[0]["name"] == "opsdrill-drill-state" and peeks[0]["shown"], integrity
+    assert len(peeks) == 1 and peeks[0]["name"] == "opsdrill-drill-state" and not peeks[0]["shown"], integrity
     peek_requests = [e for e in audit if (e.get("objectRef") or {}).get("name") == "opsdrill-drill-state"
                      and (e.get("objectRef") or {}).get("resource") == "configmaps" and started <= e["_epoch"] <= finished]
     assert peek_requests, "the trainee's read of the drill state is not in the audit log"
+    assert {(e.get("responseStatus") or {}).get("code") for e in peek_requests} == {403}, \
+        "the API server must refuse the trainee's read of the drill state"
     assert abs(parse_time(peeks[0]["first_at"]) - peek_requests[0]["_epoch"]) <= AUDIT_MATCH_S, (peeks, peek_requests[0])
     assert any("answer key" in w for w in card["warnings"]), card["warnings"]
 

@@ -22,22 +22,39 @@ NS = "seo-tool"
 def test_manifests_run_the_restore_code_on_a_stock_image():
     objects = deadman.manifests(NS, "seo-tool-20261122T173000Z", 1795370400, "localhost/opsdrill/python:3.11",
                                 "Never", now=1795368600)
-    kinds = [o["kind"] for o in objects]
-    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Job"]
-    code = objects[3]["data"]
+    placed = [(o["kind"], o["metadata"]["namespace"]) for o in objects]
+    control = "opsdrill-ctl-seo-tool"
+    assert placed == [("ServiceAccount", control), ("Role", control), ("RoleBinding", control),
+                      ("Role", NS), ("RoleBinding", NS), ("ConfigMap", control), ("Job", control)]
+    code = objects[5]["data"]
     assert set(code) == {"restore.py", "snapshot.py", "k8s_rest.py"}
-    job = objects[4]
+    job = objects[6]
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "localhost/opsdrill/python:3.11" and container["imagePullPolicy"] == "Never"
     assert container["command"][:2] == ["python3", "/opsdrill/restore.py"]
-    assert container["command"][container["command"].index("--deadline") + 1] == "1795370400"
+    command = container["command"]
+    assert command[command.index("--deadline") + 1] == "1795370400"
+    assert command[command.index("--namespace") + 1] == NS
+    assert command[command.index("--state-namespace") + 1] == control
     assert pod["serviceAccountName"] == "opsdrill-deadman" and pod["restartPolicy"] == "OnFailure"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert job["spec"]["activeDeadlineSeconds"] == 1800 + 1800
-    resources = {r for rule in objects[1]["rules"] for r in rule["resources"]}
-    assert {"deployments", "secrets", "configmaps", "services", "pods", "pods/log", "leases",
-            "deployments/scale", "persistentvolumeclaims"} <= resources
+    # Both RoleBindings name the ServiceAccount in the control namespace.
+    for binding in (objects[2], objects[4]):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "opsdrill-deadman", "namespace": control}]
+    in_drill_ns = {r for rule in objects[3]["rules"] for r in rule["resources"]}
+    assert {"deployments", "secrets", "configmaps", "services", "pods", "pods/log",
+            "deployments/scale", "persistentvolumeclaims"} <= in_drill_ns
+    assert "leases" not in in_drill_ns
+    # In the control namespace: only the state, its key and the restore lock, by name.
+    by_resource = {}
+    for rule in objects[1]["rules"]:
+        for resource in rule["resources"]:
+            by_resource.setdefault(resource, []).append(rule)
+    assert set(by_resource) == {"configmaps", "secrets", "leases"}
+    assert by_resource["configmaps"][0]["resourceNames"] == ["opsdrill-drill-state"]
+    assert by_resource["secrets"][0]["verbs"] == ["get"]
     assert objects[0]["metadata"]["labels"]["opsdrill.io/drill-id"] == "seo-tool-20261122T173000Z"
 
 

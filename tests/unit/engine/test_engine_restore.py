@@ -22,6 +22,9 @@ def no_sleep(_seconds):
     return None
 
 
+KEY = b"0123456789abcdef0123456789abcdef"
+
+
 def touches_of(entry):
     return ["%s/%s" % (t["kind"], t["name"]) for t in entry["touches"]]
 
@@ -34,7 +37,7 @@ def inject(api, entry):
     ops = fh.plan(entry["steps"], live, CTX)
     state = {"drill_id": "d1", "scenario": entry["scenario"], "variant": entry["variant"],
              "fault": entry["name"], "started": 0, "deadline": 10, "armed": True,
-             "phase": "injected", "created": fh.created_refs(ops),
+             "phase": "injected", "touches": refs, "created": fh.created_refs(ops),
              "post_restore": entry["rollback"]}
     rs.apply_ops(api, NS, ops, sleep=no_sleep)
     return state, objects
@@ -195,7 +198,7 @@ def test_redis_flush_failure_is_reported(api, monkeypatch):
 def test_save_load_and_run_restore(api, stack):
     entry = catalog.lookup("outage", "configuration", "secret_issues")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, state, objects)
+    rs.save_state(api, NS, state, objects, key=KEY)
     assert "Secret/opsdrill-drill-state" in api.store  # the Secret snapshot went there
     cm = api.get("ConfigMap", "opsdrill-drill-state")
     assert "opsdrill-demo" not in json.dumps(cm)
@@ -213,15 +216,16 @@ def test_save_load_and_run_restore(api, stack):
 
 
 def test_update_state_keeps_the_snapshot(api, stack):
-    rs.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]])
+    rs.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]], key=KEY)
     rs.update_state(api, NS, {"phase": "response_window"})
     state, objects, _cm = rs.load_state(api, NS)
-    assert state == {"armed": True, "phase": "response_window", "secret_snapshot": None}
+    assert {k: v for k, v in state.items() if k != "digest"} == {
+        "armed": True, "phase": "response_window", "secret_snapshot": None}
     assert len(objects) == 1
 
 
 def test_load_state_without_configmap(api):
-    with pytest.raises(rs.RestoreError, match="no drill state: ConfigMap seo-tool/opsdrill-drill-state"):
+    with pytest.raises(rs.RestoreError, match="no drill state: ConfigMap opsdrill-ctl-seo-tool/opsdrill-drill-state"):
         rs.load_state(api, NS)
 
 
@@ -262,7 +266,7 @@ def test_deadman_waits_then_restores(api):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
     state["deadline"] = 50
-    rs.save_state(api, NS, state, objects)
+    rs.save_state(api, NS, state, objects, key=KEY)
     clock, logs = Clock(0), []
     code = rs.deadman(api, NS, deadline=50, poll_s=10, sleep=clock.sleep, now=clock.time,
                       log=lambda event, **kw: logs.append(event))
@@ -276,7 +280,7 @@ def test_deadman_waits_then_restores(api):
 def test_deadman_stops_when_disarmed(api):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, dict(state, deadline=1000), objects)
+    rs.save_state(api, NS, dict(state, deadline=1000), objects, key=KEY)
     clock, logs = Clock(0), []
 
     def sleep(seconds):
@@ -292,7 +296,7 @@ def test_deadman_stops_when_disarmed(api):
 
 def test_deadman_follows_an_extended_deadline(api, stack):
     rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": []},
-                  [stack["Deployment/redis"]])
+                  [stack["Deployment/redis"]], key=KEY)
     clock = Clock(0)
     rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
                log=lambda *a, **k: None)
@@ -302,7 +306,123 @@ def test_deadman_follows_an_extended_deadline(api, stack):
 def test_deadman_without_state_exits(api):
     logs = []
     assert rs.deadman(api, NS, deadline=0, log=lambda e, **k: logs.append(e)) == 0
-    assert logs == ["no drill state: nothing to guard"]
+    assert [e.split(" (")[0] for e in logs] == ["no drill state: nothing to guard"]
+
+
+# -- the state is trusted only as the drill wrote it ----------------------------------------
+
+def _tamper(api, mutate):
+    """What a trainee with write access to the state ConfigMap would do."""
+    cm = api.get("ConfigMap", "opsdrill-drill-state")
+    objects = json.loads(cm["data"]["snapshot.json"])
+    state = json.loads(cm["data"]["state.json"])
+    mutate(state, objects)
+    cm["data"]["snapshot.json"] = snap.encode(objects)
+    cm["data"]["state.json"] = snap.encode(state)
+    api.replace(cm)
+
+
+def test_a_changed_snapshot_fails_the_integrity_check_and_the_local_copy_restores(api, stack):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    state, objects = inject(api, entry)
+    rs.save_state(api, NS, state, objects, key=KEY)
+    local = (dict(state, digest=snap.state_digest(KEY, state, objects)), objects)
+
+    def plant(_state, objs):
+        objs[0]["metadata"].setdefault("annotations", {})["planted"] = "by trainee"
+    _tamper(api, plant)
+    with pytest.raises(rs.IntegrityError, match="fails its integrity check"):
+        rs.load_state(api, NS)
+    with pytest.raises(rs.IntegrityError):
+        rs.run_restore(api, NS, sleep=no_sleep)                 # no local copy: loud failure
+    outcome = rs.run_restore(api, NS, sleep=no_sleep, fallback=local)
+    assert outcome["ok"] and outcome["source"] == "local"
+    assert "fails its integrity check" in outcome["state_problem"]
+    live = api.get("Deployment", "backend-api")
+    assert "planted" not in json.dumps(live["metadata"])
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_a_resigned_state_that_differs_from_the_local_copy_is_not_used(api, stack):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    state, objects = inject(api, entry)
+    rs.save_state(api, NS, state, objects, key=KEY)
+    local = (dict(state, digest=snap.state_digest(KEY, state, objects)), objects)
+    other = [dict(o) for o in objects]
+    rs.save_state(api, NS, dict(state, fault="other"), other, key=b"x" * 32)  # key and state replaced
+    outcome = rs.run_restore(api, NS, sleep=no_sleep, fallback=local)
+    assert outcome["source"] == "local" and "local copy" in outcome["state_problem"]
+
+
+def test_the_restore_writes_only_touched_namespaced_objects_in_the_drill_namespace(api, stack):
+    entry = catalog.lookup("outage", "resources", "memory_limits")
+    state, objects = inject(api, entry)
+    planted = [
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": "root"},
+         "spec": {"hostPath": {"path": "/"}, "capacity": {"storage": "1Gi"}}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "not-touched", "namespace": "kube-system"},
+         "data": {"a": "b"}},
+    ]
+    moved = [dict(o, metadata=dict(o["metadata"], namespace="kube-system")) for o in objects]
+    state = dict(state, created=state["created"] + ["ClusterRoleBinding/evil"])
+    keep, created, refused = rs.restorable(state, moved + planted, NS)
+    assert [snap.ref_of(o) for o in keep] == touches_of(entry)
+    assert all(o["metadata"]["namespace"] == NS for o in keep)
+    assert set(refused) == {"PersistentVolume/root", "Namespace/kube-system", "ConfigMap/not-touched",
+                            "ClusterRoleBinding/evil"}
+    assert "ClusterRoleBinding/evil" not in created
+    outcome = rs.restore(api, NS, state, moved + planted, sleep=no_sleep)
+    assert outcome["ok"] and set(outcome["refused"]) == set(refused)
+    assert "PersistentVolume/root" not in api.store and "ConfigMap/not-touched" not in api.store
+
+
+def test_signed_fields_change_only_through_a_verified_resign(api, stack):
+    rs.save_state(api, NS, {"armed": True, "touches": ["Deployment/redis"], "created": []},
+                  [stack["Deployment/redis"]], key=KEY)
+    rs.update_state(api, NS, {"created": ["ConfigMap/x"]})          # progress: not signed
+    assert rs.load_state(api, NS)[0]["created"] == ["ConfigMap/x"]
+    rs.update_state(api, NS, {"touches": ["Deployment/redis", "Service/redis"]})   # signed: re-signed
+    assert rs.load_state(api, NS)[0]["touches"] == ["Deployment/redis", "Service/redis"]
+    _tamper(api, lambda state, objs: state.update(touches=["Deployment/redis", "Secret/postgres-credentials"]))
+    with pytest.raises(rs.IntegrityError):
+        rs.update_state(api, NS, {"touches": []})
+    with pytest.raises(rs.RestoreError, match="digest"):
+        rs.update_state(api, NS, {"digest": "0" * 64})
+
+
+@pytest.mark.parametrize("spec", [
+    {"renewTime": "2099-01-01T00:00:00.000000Z", "leaseDurationSeconds": 300},   # in the future
+    {"renewTime": None, "leaseDurationSeconds": 10 ** 9},                       # forever
+    {"renewTime": "not a time", "leaseDurationSeconds": 300},
+], ids=["future-renew", "huge-duration", "garbled"])
+def test_a_planted_restore_lock_does_not_block_the_restore(api, spec):
+    now = rs._now_iso()
+    spec = dict(spec, holderIdentity="trainee-1")
+    spec["renewTime"] = spec["renewTime"] or now
+    api.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": rs.LOCK_NAME}, "spec": spec}, NS)
+    assert rs.acquire_lock(api, NS, "rollback/a", wait_s=0, sleep=no_sleep)
+    assert api.store["Lease/opsdrill-restore-lock"]["spec"]["holderIdentity"] == "rollback/a"
+
+
+def test_deadman_keeps_guarding_a_garbled_state_and_fails_loudly_at_the_deadline(api, stack):
+    rs.save_state(api, NS, {"armed": True, "deadline": 40, "touches": []}, [stack["Deployment/redis"]], key=KEY)
+    cm = api.get("ConfigMap", "opsdrill-drill-state")
+    cm["data"]["state.json"] = "{not json"
+    api.replace(cm)
+    clock, logs = Clock(0), []
+    with pytest.raises(rs.IntegrityError):
+        rs.deadman(api, NS, deadline=40, poll_s=10, sleep=clock.sleep, now=clock.time,
+                   log=lambda event, **kw: logs.append(event))
+    assert clock.now >= 40 and "state unreadable, retrying" in logs
+
+
+def test_control_namespace_names():
+    assert snap.control_namespace("seo-tool") == "opsdrill-ctl-seo-tool"
+    long_name = "a" * 63
+    name = snap.control_namespace(long_name)
+    assert len(name) <= 63 and name != snap.control_namespace("a" * 62 + "b")
 
 
 # -- the standalone files ------------------------------------------------------------------
@@ -369,3 +489,32 @@ class _RolloutView:
 def test_rollout_is_pending_until_only_new_ready_pods_are_left(status, pending):
     view = _RolloutView(status)
     assert rs.rollouts_pending(view, "ns", [view.deployment]) == (["api-gateway"] if pending else [])
+
+
+def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused(api, stack):
+    """A trainee switched a touched Service to NodePort: the restore body (ClusterIP, with the
+    live nodePort copied as an allocated value) is refused as invalid; the restore deletes and
+    recreates the Service from its snapshot."""
+    entry = catalog.lookup("outage", "dependencies", "network_issues")
+    state, objects = inject(api, entry)
+    svc = api.get("Service", "redis")
+    svc["spec"]["type"] = "NodePort"
+    for port in svc["spec"]["ports"]:
+        port["nodePort"] = 30079
+    api.replace(svc)
+    real_replace = api.replace
+
+    def replace(obj, namespace=None):
+        spec = obj.get("spec") or {}
+        if obj["kind"] == "Service" and spec.get("type", "ClusterIP") == "ClusterIP" \
+                and any("nodePort" in p for p in spec.get("ports") or []):
+            raise rs.ApiError(422, "Invalid", 'Service "redis" is invalid: spec.ports[0].nodePort: '
+                              "Forbidden: may not be used when `type` is 'ClusterIP'", "PUT", "/")
+        return real_replace(obj, namespace)
+    api.replace = replace
+    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    assert outcome["ok"], outcome
+    live = api.get("Service", "redis")
+    assert live["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert not any("nodePort" in p for p in live["spec"]["ports"])
+    assert snap.diff(objects, api.objects(touches_of(entry))) == []

@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import AuditLogSource, ScoringInputError
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import audit
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import (
     DRILL_STATE_PREFIX, parse_selector, workload_of_pod)
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.timeutil import parse_ts
@@ -375,6 +376,21 @@ def test_refused_drill_state_read_is_an_attempt():
     assert '[HTTP 403]' in item.summary
 
 
+@pytest.mark.parametrize('verb, uri, resource, name, code', [
+    ('get', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps/opsdrill-drill-state', 'configmaps',
+     'opsdrill-drill-state', 403),
+    ('delete', '/apis/batch/v1/namespaces/opsdrill-ctl-seo-tool/jobs/opsdrill-deadman', 'jobs', 'opsdrill-deadman', 403),
+    ('create', '/api/v1/namespaces/opsdrill-ctl-seo-tool/serviceaccounts/opsdrill-deadman/token', 'serviceaccounts',
+     'opsdrill-deadman', 403),
+])
+def test_requests_into_the_control_namespace_are_flagged_attempts(verb, uri, resource, name, code):
+    ref = state_ref(resource, name, ns='opsdrill-ctl-seo-tool')
+    items = classify(event(verb, uri, ref, code=code), namespaces=['seo-tool'])
+    assert [i.action for i in items] == ['read_drill_state']
+    assert not items[0].mutating and not items[0].ok and items[0].category is None
+    assert 'tried to' in items[0].summary
+
+
 def test_watch_of_all_configmaps_is_still_ignored():
     assert classify(event('watch', '/api/v1/namespaces/seo-tool/configmaps?watch=true', state_ref(name=None))) == []
 
@@ -384,5 +400,6 @@ def test_drill_state_names_are_the_engines():
     secret = {'apiVersion': 'v1', 'kind': 'Secret', 'metadata': {'name': 'db', 'namespace': 'seo-tool'}, 'data': {'a': 'Yg=='}}
     configmap, companion = snapshot.build_state_objects('seo-tool', {'fault': 'memory_limits'}, [secret])
     assert snapshot.STATE_CONFIGMAP == DRILL_STATE_PREFIX
+    assert snapshot.control_namespace('seo-tool') == audit.CONTROL_PREFIX + 'seo-tool'
     assert configmap['metadata']['name'].startswith(DRILL_STATE_PREFIX)
     assert companion['kind'] == 'Secret' and companion['metadata']['name'].startswith(DRILL_STATE_PREFIX)

@@ -156,3 +156,24 @@ def test_reports_of_a_scorecard_before_schema_1_1_still_render():
     assert summarize(old)['integrity'] is None
     assert 'REVIEW' not in render_table(old)
     render_all(old)
+
+
+def test_attempts_on_the_control_namespace_are_findings_that_validate(scorecard_schema):
+    """A trainee's refused requests into the control namespace - delete the dead-man's Job, a
+    token for its ServiceAccount, a list of its ConfigMaps - are flagged, with their own kind."""
+    control = 'opsdrill-ctl-seo-tool'
+    job = {'resource': 'jobs', 'namespace': control, 'name': 'opsdrill-deadman', 'apiGroup': 'batch', 'apiVersion': 'v1'}
+    token = {'resource': 'serviceaccounts', 'subresource': 'token', 'namespace': control, 'name': 'opsdrill-deadman',
+             'apiVersion': 'v1'}
+    listing = {'resource': 'configmaps', 'namespace': control, 'apiVersion': 'v1'}
+    card = score_with(
+        audit_event('delete', '/apis/batch/v1/namespaces/%s/jobs/opsdrill-deadman' % control, job,
+                    '2026-11-22T17:30:52.462', code=403),
+        audit_event('create', '/api/v1/namespaces/%s/serviceaccounts/opsdrill-deadman/token' % control, token,
+                    '2026-11-22T17:30:53.000', code=403),
+        audit_event('list', '/api/v1/namespaces/%s/configmaps' % control, listing, '2026-11-22T17:30:54.000', code=403))
+    jsonschema.validate(json.loads(json.dumps(card)), scorecard_schema)
+    found = sorted((f['kind'], f['name'], f['shown']) for f in card['integrity']['findings'])
+    assert found == [('configmap', '*', False), ('job', 'opsdrill-deadman', False),
+                     ('serviceaccount', 'opsdrill-deadman', False)]
+    assert any("tried to reach the drill's own objects (job opsdrill-deadman)" in w for w in card['warnings'])

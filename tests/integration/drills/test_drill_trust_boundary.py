@@ -1,0 +1,168 @@
+"""The trainee attack suite: during a live drill, a trainee (the lab's trainee kubeconfig,
+``edit`` in the drill namespace) tries to read or break the drill, its rollback and its
+dead-man's switch, and to escape the namespace. Every attempt must be refused by the API
+server (RBAC 403, or Pod Security admission), or have no effect on the outcome; the drill
+still rolls back and verifies.
+
+An admin also rewrites the drill state in the control namespace (what a trainee with more
+rights on a real cluster could do): the rollback must notice (HMAC, and the controller's
+local copy), restore from the local copy and fail the run loudly.
+
+Writes ``trust-boundary.md`` (attack, HTTP result) to the drill output directory.
+"""
+import json
+import threading
+import time
+
+import pytest
+
+import drill_runner
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from kubectl import Kube
+
+pytestmark = pytest.mark.drill
+
+KEY = "outage/resources/memory_limits"
+TARGET = "backend-api"
+RESPONSE_WINDOW_S = 45
+
+
+@pytest.fixture(scope="module")
+def trainee(lab):
+    kubeconfigs = lab.get("trainee_kubeconfigs") or {}
+    assert kubeconfigs, "the lab has no trainee kubeconfig (lab.json trainee_kubeconfigs)"
+    name = sorted(kubeconfigs)[0]
+    kube = Kube(lab["kubectl"], kubeconfigs[name])
+    kube.user = name
+    return kube
+
+
+def _pod(name, spec_extra, container_extra=None):
+    container = {"name": "x", "image": "localhost/opsdrill/python:3.11", "imagePullPolicy": "Never",
+                 "command": ["sleep", "60"]}
+    container.update(container_extra or {})
+    spec = {"containers": [container], "restartPolicy": "Never"}
+    spec.update(spec_extra)
+    return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec})
+
+
+def attacks(ns, control):
+    """(name, kubectl argv, stdin or None, what must happen: 'refused' or 'no effect')."""
+    planted_state = json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
+                                "metadata": {"name": "opsdrill-drill-state"},
+                                "data": {"state.json": json.dumps({"armed": False}), "snapshot.json": "[]"}})
+    planted_lock = json.dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                               "metadata": {"name": "opsdrill-restore-lock"},
+                               "spec": {"holderIdentity": "trainee", "leaseDurationSeconds": 100000,
+                                        "renewTime": "2099-01-01T00:00:00.000000Z"}})
+    return [
+        ("read the drill state", ["get", "configmap", "opsdrill-drill-state", "-n", control, "-o", "yaml"],
+         None, "refused"),
+        ("read the state's Secret", ["get", "secret", "opsdrill-drill-state", "-n", control], None, "refused"),
+        ("read the state's HMAC key", ["get", "secret", "opsdrill-drill-key", "-n", control], None, "refused"),
+        ("list the control namespace's configmaps", ["get", "configmaps", "-n", control], None, "refused"),
+        ("edit the drill state", ["patch", "configmap", "opsdrill-drill-state", "-n", control, "--type=merge",
+                                  "-p", '{"data":{"state.json":"{}"}}'], None, "refused"),
+        ("delete the drill state", ["delete", "configmap", "opsdrill-drill-state", "-n", control], None, "refused"),
+        ("plant the restore lock", ["create", "-n", control, "-f", "-"], planted_lock, "refused"),
+        ("delete the drill Lease", ["delete", "lease", "opsdrill-drill", "-n", control], None, "refused"),
+        ("delete the dead-man's Job", ["delete", "job", "opsdrill-deadman", "-n", control], None, "refused"),
+        ("edit the dead-man's code", ["patch", "configmap", "opsdrill-deadman-code", "-n", control, "--type=merge",
+                                      "-p", '{"data":{"restore.py":"raise SystemExit(0)"}}'], None, "refused"),
+        ("token for the dead-man's ServiceAccount", ["create", "token", "opsdrill-deadman", "-n", control],
+         None, "refused"),
+        ("delete the dead-man's Role in the drill namespace", ["delete", "role", "opsdrill-deadman", "-n", ns],
+         None, "refused"),
+        ("bind itself to the dead-man's Role", ["create", "rolebinding", "steal", "--role=opsdrill-deadman",
+                                                "--user=trainee-1", "-n", ns], None, "refused"),
+        ("privileged pod", ["create", "-n", ns, "-f", "-"],
+         _pod("attack-privileged", {}, {"securityContext": {"privileged": True}}), "refused"),
+        ("hostPath / pod", ["create", "-n", ns, "-f", "-"],
+         _pod("attack-hostpath", {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]},
+              {"volumeMounts": [{"name": "root", "mountPath": "/host"}]}), "refused"),
+        ("hostNetwork pod", ["create", "-n", ns, "-f", "-"], _pod("attack-hostnet", {"hostNetwork": True}),
+         "refused"),
+        # Decoys in the team's own namespace: allowed, and ignored by the engine, which keeps
+        # its objects in the control namespace.
+        ("plant a disarmed drill state in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_state,
+         "no effect"),
+        ("plant a restore lock in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_lock, "no effect"),
+    ]
+
+
+def _wait_event(artifacts_base, event, done, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline and not done.is_set():
+        for path in artifacts_base.rglob("timeline.jsonl"):
+            if any(json.loads(line).get("event") == event for line in path.read_text().splitlines() if line.strip()):
+                return path.parent
+        time.sleep(1)
+    raise AssertionError("no %s within %d s" % (event, timeout))
+
+
+def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, trainee, guard_namespace,
+                                                                    drill_output):
+    ns = guard_namespace
+    control = snapshot.control_namespace(ns)
+    runner = drill_runner.DrillRunner(KEY, ns, lab, drill_output, response_window_s=RESPONSE_WINDOW_S)
+    box, done = {}, threading.Event()
+
+    def drill():
+        try:
+            box["result"] = runner.run()
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=drill, daemon=True, name="drill-" + ns)
+    thread.start()
+    artifacts = _wait_event(runner.artifacts_dir.parent, "fault_injected", done)
+    assert admin.run("get", "job", "opsdrill-deadman", "-n", control, check=False).returncode == 0, \
+        "the dead-man's switch runs in the control namespace"
+
+    rows = []
+    for name, argv, stdin, expected in attacks(ns, control):
+        proc = trainee.run(*argv, check=False, input_text=stdin)
+        message = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        rows.append((name, expected, proc.returncode, message[0][:160]))
+    # What an attacker with write access to the control namespace would do (on a real cluster
+    # with broader trainee rights): add an annotation to the snapshot of the target. The HMAC
+    # and the controller's local copy must catch it.
+    state = admin.json("get", "configmap", "opsdrill-drill-state", "-n", control)
+    objects = json.loads(state["data"]["snapshot.json"])
+    for obj in objects:
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == TARGET:
+            obj["metadata"].setdefault("annotations", {})["planted"] = "by-attacker"
+    patch = json.dumps({"data": {"snapshot.json": snapshot.encode(objects)}})
+    admin.run("patch", "configmap", "opsdrill-drill-state", "-n", control, "--type=merge", "-p", patch)
+
+    thread.join(timeout=900)
+    result = box.get("result")
+    lines = ["| attack | expected | kubectl rc | API server said |", "|---|---|---|---|"]
+    lines += ["| %s | %s | %s | %s |" % (n, e, rc, m.replace("|", "/")) for n, e, rc, m in rows]
+    (drill_output / "trust-boundary.md").write_text("\n".join(lines) + "\n")
+
+    refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
+                       (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
+    assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
+    decoys_failed = [(n, m) for n, e, rc, m in rows if e == "no effect" and rc != 0]
+    assert decoys_failed == [], decoys_failed
+
+    # The drill noticed the changed state, restored from its local copy and failed loudly.
+    assert result is not None, "the drill did not finish"
+    with open(result.log, encoding="utf-8") as handle:
+        log = handle.read()
+    assert result.rc != 0 and "changed during the drill" in log, (result.rc, log[-3000:])
+    events = drill_runner._timeline(artifacts)  # pylint: disable=protected-access
+    names = [e["event"] for e in events]
+    assert "verify_passed" in names, names
+    finished = [e for e in events if e["event"] == "rollback_finished"][-1]["data"]
+    assert finished["source"] == "local" and "integrity" in finished["state_problem"], finished
+    # From the cluster, independently: every touched object equals the local snapshot, the
+    # planted annotation is not on the live Deployment, nothing of the drill is left.
+    assert result.differences == [] and result.leftovers == [], (result.differences, result.leftovers)
+    live = admin.json("get", "deployment", TARGET, "-n", ns)
+    assert "planted" not in (live["metadata"].get("annotations") or {})
+    assert admin.run("get", "configmap", "opsdrill-drill-state", "-n", ns, check=False).returncode == 0, \
+        "the trainee's decoy in its own namespace is the trainee's, left alone"
+    admin.run("delete", "configmap", "opsdrill-drill-state", "-n", ns)
+    admin.run("delete", "lease", "opsdrill-restore-lock", "-n", ns)
