@@ -539,6 +539,31 @@ def lock_expired(spec, now):
     return renewed + duration < now
 
 
+def renew_lock(client, namespace, holder, name=LOCK_NAME):
+    """Renew the restore lock while a long restore runs; False when it is no longer ours."""
+    try:
+        lease = client.get_or_none("Lease", name, namespace)
+        if lease is None or (lease.get("spec") or {}).get("holderIdentity") != holder:
+            return False
+        lease["spec"]["renewTime"] = _now_iso()
+        client.replace(lease, namespace)
+        return True
+    except ApiError:
+        return False  # the next heartbeat tries again
+
+
+class Heartbeat:
+    """Calls ``beat`` at most every ``every_s`` seconds (the restore's lock renewal)."""
+
+    def __init__(self, beat=None, every_s=30.0, clock=time.time):
+        self.beat, self.every_s, self.clock, self.last = beat, every_s, clock, clock()
+
+    def __call__(self):
+        if self.beat is not None and self.clock() - self.last >= self.every_s:
+            self.last = self.clock()
+            self.beat()
+
+
 def release_lock(client, namespace, holder, name=LOCK_NAME):
     lease = client.get_or_none("Lease", name, namespace)
     if lease and (lease.get("spec") or {}).get("holderIdentity") == holder:
@@ -571,7 +596,7 @@ def restorable(state, objects, namespace):
     return keep, created, refused
 
 
-def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=None):
+def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=None, heartbeat=None):
     """Restore ``namespace`` to ``objects``; delete ``state["created"]``; run
     ``state["post_restore"]`` once (skipped when ``state["post_restore_done"]``).
     Returns the outcome: ``{"ok", "actions", "remaining", "error"}`` (remaining:
@@ -581,7 +606,9 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
     post = list(state.get("post_restore") or [])
     post_done = not post or bool(state.get("post_restore_done"))
     actions, error, remaining = [], None, []
+    heartbeat = heartbeat or (lambda: None)
     for _round in range(rounds):
+        heartbeat()
         live = {}
         for obj in objects:
             ref = _snap.ref_of(obj)
@@ -600,7 +627,7 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
             if post_ops:
                 # After the rollout: pods of the faulty version still running would undo
                 # the post-restore work (e.g. write poisoned cache entries after a flush).
-                wait_for_rollouts(client, namespace, objects, sleep=sleep, log=log)
+                wait_for_rollouts(client, namespace, objects, sleep=sleep, log=log, heartbeat=heartbeat)
                 actions.extend(apply_ops(client, namespace, post_ops, sleep=sleep, log=log)["done"])
                 post_done = True
             error = None
@@ -651,11 +678,13 @@ def rollouts_pending(client, namespace, objects):
     return pending
 
 
-def wait_for_rollouts(client, namespace, objects, sleep=time.sleep, log=None, timeout_s=240):
+def wait_for_rollouts(client, namespace, objects, sleep=time.sleep, log=None, timeout_s=240, heartbeat=None):
     """Wait (up to ``timeout_s``) until ``rollouts_pending`` is empty; returns what is
     still pending then."""
     deadline = time.time() + timeout_s
     while True:
+        if heartbeat is not None:
+            heartbeat()
         pending = rollouts_pending(client, namespace, objects)
         if not pending or time.time() >= deadline:
             if pending and log:
@@ -692,8 +721,10 @@ def run_restore(client, namespace, name=_snap.STATE_CONFIGMAP, state_namespace=N
         recorded = source == "cluster"
         if recorded:
             update_state(client, namespace, {"phase": "restoring"}, name, sleep=sleep, state_namespace=state_ns)
+        # The lock's duration is 180 s; a restore that waits for slow rollouts renews it.
+        heartbeat = Heartbeat(lambda: renew_lock(client, state_ns, holder), every_s=30)
         try:
-            outcome = restore(client, namespace, state, objects, sleep=sleep, log=log)
+            outcome = restore(client, namespace, state, objects, sleep=sleep, log=log, heartbeat=heartbeat)
         except (ApiError, _k8s.K8sError) as exc:
             outcome = {"ok": False, "actions": [], "remaining": [], "error": str(exc)}
         outcome.update({"by": by, "at": _now_iso(), "source": source, "state_problem": problem})

@@ -53,6 +53,7 @@ __all__ = [
     "normalise",
     "parse_quantity",
     "read_state_objects",
+    "redact_secrets",
     "ref_of",
     "restore_body",
 ]
@@ -274,6 +275,20 @@ def _redact(value):
         return {k: _redact(v) for k, v in value.items()}
     digest = hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:12]
     return "<secret sha256:%s>" % digest
+
+
+def redact_secrets(objects):
+    """``objects`` with every Secret's values replaced by digests (what a verified drill's
+    local copy keeps: enough to tell values apart, nothing to read)."""
+    out = []
+    for obj in objects:
+        if obj.get("kind") == "Secret":
+            obj = copy.deepcopy(obj)
+            for key in ("data", "stringData"):
+                if obj.get(key):
+                    obj[key] = _redact(obj[key])
+        out.append(obj)
+    return out
 
 
 def diff_object(snapshot_obj, live_obj):

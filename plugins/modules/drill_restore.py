@@ -37,6 +37,12 @@ options:
   deploy_repo:
     description: The namespace's deploy repository; release faults get a revert commit there.
     type: path
+  scrub_local_secrets:
+    description:
+      - With O(mode=verify) and O(local_state), once every object equals its snapshot, replace the
+        Secret values in the local copy with digests (the drill no longer needs them).
+    type: bool
+    default: false
   local_state:
     description:
       - The controller's own copy of the drill state (C(drill-state.json) in the drill's
@@ -89,6 +95,10 @@ source:
   description: Where the restored state came from - C(cluster), or C(local) (the controller's copy).
   returned: when found
   type: str
+scrubbed:
+  description: The local copy's Secret values were replaced by digests (O(scrub_local_secrets)).
+  returned: when scrubbed
+  type: bool
 state_problem:
   description: Why the cluster's state was not used (missing, changed, unreadable).
   returned: when O(local_state) was used
@@ -101,6 +111,7 @@ deploy_repo_commits:
 """
 
 import json
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -110,6 +121,20 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import engine_clie
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+def _scrub(path):
+    """Secret values out of the local copy once the drill verified (kept 0600)."""
+    with open(path, encoding="utf-8") as handle:
+        data = json.load(handle)
+    data["snapshot"] = snapshot.redact_secrets(data.get("snapshot") or [])
+    data["secrets_scrubbed"] = True
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return True
 
 
 def _chosen_state(client, namespace, local, in_cluster):
@@ -163,6 +188,7 @@ def main():
             fail_on_difference={"type": "bool", "default": True},
             deploy_repo={"type": "path"},
             local_state={"type": "path"},
+            scrub_local_secrets={"type": "bool", "default": False},
             **engine_client.CLUSTER_ARGUMENT_SPEC),
         supports_check_mode=True,
     )
@@ -184,6 +210,8 @@ def main():
             result["differences"] = engine.verify(client, namespace, state, objects)
             result["ok"] = not result["differences"]
             if params["mode"] == "verify":
+                if result["ok"] and params["scrub_local_secrets"] and local is not None:
+                    result["scrubbed"] = _scrub(params["local_state"])
                 if result["differences"] and params["fail_on_difference"]:
                     module.fail_json(msg="%d difference(s) between the live objects and the drill snapshot:\n  %s"
                                      % (len(result["differences"]), "\n  ".join(result["differences"])), **result)

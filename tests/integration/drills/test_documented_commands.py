@@ -89,7 +89,10 @@ def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, t
     client = drill_runner.KubectlClient(admin.kubectl, admin.kubeconfig)
     live = {snapshot.ref_of(o): client.get_or_none(o["kind"], o["metadata"]["name"], guard_namespace)
             for o in local["snapshot"]}
-    assert snapshot.diff(local["snapshot"], live) == []
+    assert snapshot.diff(local["snapshot"], drill_runner.scrubbed_like(local, live)) == []
+    secrets = [o for o in local["snapshot"] if o["kind"] == "Secret"]
+    assert all(str(v).startswith("<secret sha256:") for o in secrets for v in (o.get("data") or {}).values()), \
+        "a verified drill's local copy keeps no Secret values"
     control = snapshot.control_namespace(guard_namespace)
     for kind, name in (("configmap", "opsdrill-drill-state"), ("secret", "opsdrill-drill-state"),
                        ("secret", "opsdrill-drill-key"), ("lease", "opsdrill-drill"), ("job", "opsdrill-deadman")):

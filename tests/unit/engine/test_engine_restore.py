@@ -518,3 +518,16 @@ def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused
     assert live["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert not any("nodePort" in p for p in live["spec"]["ports"])
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
+
+
+def test_a_long_restore_renews_its_lock(api):
+    assert rs.acquire_lock(api, NS, "rollback/a")
+    api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
+    clock = Clock(0)
+    beat = rs.Heartbeat(lambda: rs.renew_lock(api, NS, "rollback/a"), every_s=30, clock=clock.time)
+    beat()                                     # too early: nothing
+    assert api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")
+    clock.sleep(31)
+    beat()
+    assert not api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")
+    assert not rs.renew_lock(api, NS, "deadman/b"), "only the holder renews"

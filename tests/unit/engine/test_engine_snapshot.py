@@ -234,3 +234,13 @@ def test_real_stack_fits_the_budget(stack):
     cm, secret = snap.build_state_objects("seo-tool", state(), list(stack.values()))
     size = sum(len(v) for v in cm["data"].values())
     assert size < 64 * 1024, size
+
+
+def test_redact_secrets_keeps_digests_that_tell_values_apart():
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"a": "cGFzcw==", "b": "eA=="}}
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "cGFzcw=="}}
+    out = snap.redact_secrets([secret, other])
+    assert out[1] == other and secret["data"]["a"] == "cGFzcw=="     # only Secrets, copies
+    assert all(v.startswith("<secret sha256:") for v in out[0]["data"].values())
+    assert out[0]["data"]["a"] != out[0]["data"]["b"]
+    assert snap.diff(out, {"Secret/db": snap.redact_secrets([secret])[0], "ConfigMap/c": other}) == []
