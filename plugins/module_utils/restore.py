@@ -602,7 +602,12 @@ def restore(client, namespace, state, objects, sleep=time.sleep, rounds=3, log=N
     Returns the outcome: ``{"ok", "actions", "remaining", "error"}`` (remaining:
     differences still there afterwards), plus ``post_restore_done`` when the state has
     post-restore operations."""
+    given = len(objects)
     objects, created, refused = restorable(state, objects, namespace)
+    if given and not objects:
+        # A state whose touches name none of its objects restores nothing: never "ok".
+        raise RestoreError("the drill state names none of its %d snapshotted objects as touched "
+                           "(refused: %s)" % (given, ", ".join(refused[:5])))
     post = list(state.get("post_restore") or [])
     post_done = not post or bool(state.get("post_restore_done"))
     actions, error, remaining = [], None, []

@@ -295,7 +295,7 @@ def test_deadman_stops_when_disarmed(api):
 
 
 def test_deadman_follows_an_extended_deadline(api, stack):
-    rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": []},
+    rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": [], "touches": ["Deployment/redis"]},
                   [stack["Deployment/redis"]], key=KEY)
     clock = Clock(0)
     rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
@@ -375,6 +375,8 @@ def test_the_restore_writes_only_touched_namespaced_objects_in_the_drill_namespa
     outcome = rs.restore(api, NS, state, moved + planted, sleep=no_sleep)
     assert outcome["ok"] and set(outcome["refused"]) == set(refused)
     assert "PersistentVolume/root" not in api.store and "ConfigMap/not-touched" not in api.store
+    with pytest.raises(rs.RestoreError, match="names none of its"):
+        rs.restore(api, NS, dict(state, touches=[]), objects, sleep=no_sleep)
 
 
 def test_signed_fields_change_only_through_a_verified_resign(api, stack):
