@@ -105,10 +105,14 @@ def test_trainee_actions_reach_the_audit_log(admin, lab, scratch_namespace):
     trainee, kubeconfig = next(iter(lab["trainee_kubeconfigs"].items()))
     marker_started = time.time()
     trainee_kube = Kube(lab["kubectl"], kubeconfig)
-    # Trainees view everywhere but cannot edit outside drill namespaces bound to them.
-    trainee_kube.run("get", "pods", "-n", scratch_namespace)
+    # Trainees hold no cluster-wide role: outside the drill namespaces bound to them (and in
+    # the drills' control namespaces) every request is refused, and still audited.
+    listed = trainee_kube.run("get", "pods", "-n", scratch_namespace, check=False)
+    assert listed.returncode != 0 and "forbidden" in listed.stderr.lower()
     denied = trainee_kube.run("delete", "namespace", scratch_namespace, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
+    may_create = trainee_kube.run("auth", "can-i", "create", "pods", "-n", scratch_namespace, check=False)
+    assert may_create.stdout.strip() == "no"
 
     def find_event():
         with open(lab["audit_log"], encoding="utf-8") as handle:
@@ -123,12 +127,28 @@ def test_trainee_actions_reach_the_audit_log(admin, lab, scratch_namespace):
         return None
 
     event = admin.wait_for("the trainee's list pods in the audit log", find_event, timeout=20)
-    assert event["responseStatus"]["code"] == 200
+    assert event["responseStatus"]["code"] == 403
     assert "opsdrill:trainees" in event["user"]["groups"]
     # Audit timestamps are the cluster's own clock; the event happened during this test.
     from datetime import datetime
     stamp = datetime.fromisoformat(event["stageTimestamp"].replace("Z", "+00:00")).timestamp()
     assert marker_started - 5 <= stamp <= time.time() + 5
+
+
+@pytest.mark.parametrize("spec_extra, container_extra", [
+    ({}, {"securityContext": {"privileged": True}}),
+    ({"hostNetwork": True}, {}),
+    ({"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}, {"volumeMounts": [{"name": "root", "mountPath": "/h"}]}),
+], ids=["privileged", "hostNetwork", "hostPath"])
+def test_pod_security_baseline_is_the_default(admin, scratch_namespace, spec_extra, container_extra):
+    """The lab's API server enforces Pod Security baseline in a namespace without labels:
+    even the admin cannot create a pod that would be root on the node."""
+    container = dict({"name": "x", "image": "localhost/opsdrill/python:3.11", "imagePullPolicy": "Never",
+                      "command": ["sleep", "5"]}, **container_extra)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "escape", "namespace": scratch_namespace},
+           "spec": dict({"containers": [container]}, **spec_extra)}
+    proc = admin.run("create", "-f", "-", input_text=json.dumps(pod), check=False)
+    assert proc.returncode != 0 and "violates PodSecurity" in proc.stderr, proc.stderr
 
 
 def test_rerunning_the_lab_playbook_changes_nothing(lab):
