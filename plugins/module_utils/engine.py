@@ -43,6 +43,16 @@ def drill_context(drill, namespace, now=None):
             "drill_id": drill.get("drill_id")}
 
 
+def namespace_inventory(client, namespace):
+    """The drill namespace's objects of ``snapshot.INVENTORY_KINDS`` as an inventory (the
+    drill's own Role and RoleBinding are other kinds; objects being deleted are left out)."""
+    objects = []
+    for kind in snapshot.INVENTORY_KINDS:
+        objects.extend(o for o in client.list(kind, namespace)
+                       if not (o.get("metadata") or {}).get("deletionTimestamp"))
+    return snapshot.inventory(objects)
+
+
 def prepare(client, namespace, entry, drill, now=None):
     """GET the touched objects and plan the fault on them: ``(live, ops)``.
 

@@ -42,6 +42,7 @@ __all__ = [
     "STATE_CONFIGMAP",
     "CONTROL_LABEL",
     "SnapshotError",
+    "INVENTORY_KINDS",
     "build_state_objects",
     "control_namespace",
     "state_digest",
@@ -50,6 +51,8 @@ __all__ = [
     "diff",
     "diff_object",
     "encode",
+    "inventory",
+    "inventory_changes",
     "normalise",
     "parse_quantity",
     "read_state_objects",
@@ -275,6 +278,39 @@ def _redact(value):
         return {k: _redact(v) for k, v in value.items()}
     digest = hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:12]
     return "<secret sha256:%s>" % digest
+
+
+# What the verify compares beyond the touched objects: the kinds a team with ``edit`` can
+# change and that outlive a pod (pods, ReplicaSets, endpoints and events churn by design).
+INVENTORY_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "ConfigMap", "Secret",
+                   "PersistentVolumeClaim", "ServiceAccount")
+
+
+def inventory(objects):
+    """``{"Kind/name": digest}`` of the normalised objects (Secret values only as digests)."""
+    out = {}
+    for obj in objects:
+        body = encode(normalise(obj))
+        out[ref_of(obj)] = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    return out
+
+
+def inventory_changes(before, after, skip=()):
+    """What changed in a namespace between two inventories, beyond ``skip`` (the touched
+    objects, which the verify compares field by field): ``["Kind/name: changed|appeared|
+    vanished", ...]``, sorted."""
+    skip = set(skip)
+    lines = []
+    for ref in sorted(set(before) | set(after)):
+        if ref in skip:
+            continue
+        if ref not in after:
+            lines.append("%s: vanished" % ref)
+        elif ref not in before:
+            lines.append("%s: appeared" % ref)
+        elif before[ref] != after[ref]:
+            lines.append("%s: changed" % ref)
+    return lines
 
 
 def redact_secrets(objects):

@@ -95,6 +95,13 @@ source:
   description: Where the restored state came from - C(cluster), or C(local) (the controller's copy).
   returned: when found
   type: str
+collateral:
+  description:
+    - With O(mode=verify) and O(local_state), what changed in the namespace since the snapshot beyond
+      the touched objects (C(Kind/name: changed|appeared|vanished)); reported, not restored.
+  returned: mode verify
+  type: list
+  elements: str
 scrubbed:
   description: The local copy's Secret values were replaced by digests (O(scrub_local_secrets)).
   returned: when scrubbed
@@ -121,6 +128,19 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import engine_clie
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+def _collateral(client, namespace, path, state):
+    """What changed in the namespace beyond the touched objects since the snapshot (from the
+    local copy's inventory; [] without one)."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        before = json.load(handle).get("inventory")
+    if not before:
+        return []
+    skip = set(state.get("touches") or []) | set(state.get("created") or [])
+    return snapshot.inventory_changes(before, engine.namespace_inventory(client, namespace), skip)
 
 
 def _scrub(path):
@@ -210,6 +230,7 @@ def main():
             result["differences"] = engine.verify(client, namespace, state, objects)
             result["ok"] = not result["differences"]
             if params["mode"] == "verify":
+                result["collateral"] = _collateral(client, namespace, params["local_state"], state)
                 if result["ok"] and params["scrub_local_secrets"] and local is not None:
                     result["scrubbed"] = _scrub(params["local_state"])
                 if result["differences"] and params["fail_on_difference"]:

@@ -88,13 +88,13 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 
-def write_local_copy(artifacts_dir, state, objects, entry):
+def write_local_copy(artifacts_dir, state, objects, entry, inventory=None):
     os.makedirs(artifacts_dir, mode=0o700, exist_ok=True)
     path = os.path.join(artifacts_dir, "drill-state.json")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump({"state": state, "snapshot": objects, "catalog_entry": entry}, handle,
-                  indent=1, sort_keys=True)
+        json.dump({"state": state, "snapshot": objects, "catalog_entry": entry,
+                   "inventory": inventory}, handle, indent=1, sort_keys=True)
     return path
 
 
@@ -122,7 +122,13 @@ def main():
         module.fail_json(msg=str(exc))
     local_file = None
     if params["artifacts_dir"] and not module.check_mode:
-        local_file = write_local_copy(params["artifacts_dir"], state, objects, entry)
+        try:
+            # Everything else in the namespace, so that the verify can report what the team
+            # changed beyond the touched objects.
+            inventory = engine.namespace_inventory(client, namespace)
+        except k8s_rest.K8sError as exc:
+            module.fail_json(msg="cannot list namespace %s for its inventory: %s" % (namespace, exc))
+        local_file = write_local_copy(params["artifacts_dir"], state, objects, entry, inventory)
     module.exit_json(changed=True, objects=[snapshot.ref_of(o) for o in objects],
                      created=state["created"], local_file=local_file,
                      secret_snapshot=any(o.get("kind") == "Secret" for o in objects))

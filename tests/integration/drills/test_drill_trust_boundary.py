@@ -87,6 +87,9 @@ def attacks(ns, control):
         ("plant a disarmed drill state in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_state,
          "no effect"),
         ("plant a restore lock in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_lock, "no effect"),
+        # A collateral change beyond the touched objects: allowed, reported by the verify.
+        ("label an untouched Deployment", ["label", "deployment/frontend", "-n", ns, "drill-note=looked"], None,
+         "no effect"),
     ]
 
 
@@ -155,6 +158,9 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
     events = drill_runner._timeline(artifacts)  # pylint: disable=protected-access
     names = [e["event"] for e in events]
     assert "verify_passed" in names, names
+    verified = [e for e in events if e["event"] == "verify_passed"][-1]["data"]
+    assert {"Deployment/frontend: changed", "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), \
+        verified
     finished = [e for e in events if e["event"] == "rollback_finished"][-1]["data"]
     assert finished["source"] == "local" and "integrity" in finished["state_problem"], finished
     # From the cluster, independently: every touched object equals the local snapshot, the
@@ -166,3 +172,4 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         "the trainee's decoy in its own namespace is the trainee's, left alone"
     admin.run("delete", "configmap", "opsdrill-drill-state", "-n", ns)
     admin.run("delete", "lease", "opsdrill-restore-lock", "-n", ns)
+    admin.run("label", "deployment/frontend", "-n", ns, "drill-note-")

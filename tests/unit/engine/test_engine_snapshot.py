@@ -244,3 +244,19 @@ def test_redact_secrets_keeps_digests_that_tell_values_apart():
     assert all(v.startswith("<secret sha256:") for v in out[0]["data"].values())
     assert out[0]["data"]["a"] != out[0]["data"]["b"]
     assert snap.diff(out, {"Secret/db": snap.redact_secrets([secret])[0], "ConfigMap/c": other}) == []
+
+
+def test_inventory_changes_report_what_changed_beyond_the_touched_objects(stack):
+    objects = [stack["Deployment/redis"], stack["Deployment/backend-api"], stack["Service/redis"]]
+    before = snap.inventory(objects)
+    touched = copy.deepcopy(stack["Deployment/backend-api"])
+    touched["spec"]["replicas"] = 7                      # the fault's own object: skipped here
+    relabelled = copy.deepcopy(stack["Deployment/redis"])
+    relabelled["metadata"].setdefault("labels", {})["tier"] = "gone"
+    notes = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "notes"}, "data": {"a": "b"}}
+    live = copy.deepcopy(relabelled)
+    live["status"] = {"readyReplicas": 1}                # status alone is no change
+    after = snap.inventory([live, touched, notes])
+    assert snap.inventory_changes(before, after, skip=["Deployment/backend-api"]) == [
+        "ConfigMap/notes: appeared", "Deployment/redis: changed", "Service/redis: vanished"]
+    assert snap.inventory_changes(before, snap.inventory(objects)) == []
