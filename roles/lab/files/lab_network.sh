@@ -35,8 +35,16 @@ up() {
     ipt -N "$chain" 2>/dev/null && changed=1 || true
     ipt -F "$chain"
   done
-  # Pods may reach the host only on lab addresses.
+  # Pods may reach the host only on lab addresses, and on the node address only the API
+  # server and DNS (not the kubelet, etcd or anything else the host runs); replies to the
+  # host's own connections (kubelet probes) pass.
   ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" ! -d "$guard_cidr" -j DROP
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -d "$node_ip" -p tcp --dport 6443 -j RETURN
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -d "$node_ip" -p udp --dport 53 -j RETURN
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -d "$node_ip" -p tcp --dport 53 -j RETURN
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -d "$node_ip" -p tcp -j REJECT --reject-with tcp-reset
+  ipt -A OPSDRILL-GUARD-IN -s "$pod_cidr" -d "$node_ip" -j DROP
   # Forwarded pod traffic stays on the pod bridge and inside the lab range:
   # nothing leaves through another interface, not even to an unused lab address.
   ipt -A OPSDRILL-GUARD-FWD -s "$pod_cidr" ! -d "$guard_cidr" -j DROP

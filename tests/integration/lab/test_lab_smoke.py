@@ -74,6 +74,30 @@ def test_pod_reaches_a_service_by_dns_name(admin, lab, scratch_namespace):
     assert f"resolved {service_ip}" in logs
 
 
+def test_pods_reach_the_api_server_and_dns_on_the_node_but_nothing_else(admin, lab, scratch_namespace):
+    """The pod guard: from a pod, the node address answers on 6443 (API server) and 53 (DNS);
+    the kubelet (10250) and any other host port are refused at once."""
+    node_ip = next(a["address"] for a in admin.json("get", "nodes")["items"][0]["status"]["addresses"]
+                   if a["type"] == "InternalIP")
+    probe = _pod("probe", scratch_namespace, lab["images"]["python"],
+                 ["python3", "-c", "import socket
+"
+                  "for port in (6443, 53, 10250, 10256, 22):
+"
+                  "  s = socket.socket(); s.settimeout(3)
+"
+                  f"  print(port, s.connect_ex(('{node_ip}', port)))
+"])
+    admin.apply(json.dumps(probe))
+    state = admin.wait_for("probe pod to finish", lambda: _container_state(admin, scratch_namespace, "probe")
+                           .get("state", {}).get("terminated"), timeout=90)
+    logs = admin.run("logs", "probe", "-n", scratch_namespace).stdout
+    results = dict(line.split() for line in logs.splitlines() if line.strip())
+    assert state["exitCode"] == 0, logs
+    assert results["6443"] == "0" and results["53"] == "0", logs
+    assert all(results[port] != "0" for port in ("10250", "10256", "22")), logs
+
+
 def test_memory_limit_gives_a_kernel_oom_kill(admin, lab, scratch_namespace):
     # 100 MB written byte by byte (not a lazy zero page) into a 32Mi cgroup.
     pod = _pod("hog", scratch_namespace, lab["images"]["python"],
