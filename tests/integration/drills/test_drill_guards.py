@@ -255,6 +255,38 @@ def test_killed_drill_is_rolled_back_by_the_watchdog_and_leaves_nothing(admin, n
     assert "has no drill state: nothing to restore" in output(rollback)
 
 
+def test_in_cluster_switch_restores_from_the_control_namespace_when_controller_and_watchdog_die(
+        admin, ns, tmp_path):
+    """SIGKILL of ansible-playbook, its workers and the controller watchdog: only the Job in the
+    control namespace is left. At the drill's hard deadline it restores the drill namespace with
+    its own ServiceAccount (Roles in both namespaces) and records the outcome in the state."""
+    proc = play("drill-outage.yml", "-e", "variant=dependencies", "-e", "fault=database_down",
+                "-e", "drill_namespace=%s" % ns, "-e", "response_window_s=600", "-e", "drill_engine_deadline_s=60",
+                background=True, artifacts=str(tmp_path))
+    _wait_for_event(tmp_path, "fault_injected", proc)
+    killed_at = time.time()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    for line in _processes_mentioning(str(tmp_path)):   # the watchdog runs in a session of its own
+        os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
+    admin.wait_for("every process of the run to end", lambda: _processes_mentioning(str(tmp_path)) == [], timeout=30)
+    assert _postgres_replicas(admin, ns) == 0, "the fault is still in place once nobody on the controller is left"
+    control = drill_runner.snapshot.control_namespace(ns)
+
+    def restored_by_the_job():
+        state = json.loads(admin.json("get", "configmap", "opsdrill-drill-state", "-n", control)["data"]["state.json"])
+        return state if (state.get("restore") or {}).get("by") == "deadman" else None
+    state = admin.wait_for("the Job's restore at the deadline", restored_by_the_job, timeout=240, interval=3)
+    assert state["restore"]["ok"] is True and state["armed"] is False, state["restore"]
+    assert time.time() - killed_at < 240
+    assert _postgres_replicas(admin, ns) == 1                       # from the cluster, not the state
+    rollback = play("rollback.yml", "-e", "drill_namespace=%s" % ns, artifacts=str(tmp_path))
+    assert rollback.returncode == 0, output(rollback)[-3000:]
+    assert drill_objects(admin, ns) == []
+    admin.wait_for("the steady state", lambda: not drill_runner.steady_problems(
+        drill_runner.KubectlClient(admin.kubectl, admin.kubeconfig), ns), timeout=180)
+
+
 def test_variant_role_entry_points_inject_and_roll_back(admin, ns, tmp_path):
     before = admin.json("get", "service", "backend-api", "-n", ns)["spec"]["selector"]
     proc = play("tests/integration/drills/playbooks/variant_roles.yml", "-e", "drill_namespace=%s" % ns,
