@@ -12,6 +12,7 @@ everything, the 24 faults take 1.5 to 6 minutes each.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -36,14 +37,16 @@ CONFIRM_S = 10
 
 def _collection_path():
     """Make ``ansible_collections.opsdrill.drills`` importable (the repo is the collection)."""
-    base = Path(tempfile.gettempdir()) / "opsdrill-drill-tests" / "collections"
+    # One link per checkout: a link left by another checkout (a CI clone next to a working
+    # tree) would make the tests import that checkout's code.
+    digest = hashlib.sha256(str(REPO.resolve()).encode("utf-8")).hexdigest()[:12]
+    base = Path(tempfile.gettempdir()) / "opsdrill-drill-tests" / digest / "collections"
     link = base / "ansible_collections" / "opsdrill" / "drills"
-    if not link.exists():
+    if not (link.is_symlink() and link.resolve() == REPO.resolve()):
         link.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            link.symlink_to(REPO)
-        except FileExistsError:
-            pass
+        tmp = link.with_name("drills.%d" % os.getpid())
+        tmp.symlink_to(REPO)
+        os.replace(tmp, link)
     if str(base) not in sys.path:
         sys.path.insert(0, str(base))
     module = sys.modules.get("ansible_collections")
