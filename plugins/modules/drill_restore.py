@@ -98,7 +98,7 @@ source:
 collateral:
   description:
     - With O(mode=verify) and O(local_state), what changed in the namespace since the snapshot beyond
-      the touched objects (C(Kind/name: changed|appeared|vanished)); reported, not restored.
+      the touched objects, as C(Kind/name) followed by C(changed), C(appeared) or C(vanished); reported, not restored.
   returned: mode verify
   type: list
   elements: str

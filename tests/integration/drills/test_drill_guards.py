@@ -119,8 +119,12 @@ def test_namespace_without_opt_in_is_refused(admin, ns):
 
 def test_second_drill_in_a_namespace_is_refused_naming_holder_and_since(admin, ns):
     holder = "%s-20261122T101500Z-beef" % ns
+    control = drill_runner.snapshot.control_namespace(ns)
+    admin.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": control, "labels": {"opsdrill.io/control-for": ns, "app.kubernetes.io/part-of": "opsdrill",
+                                    "pod-security.kubernetes.io/enforce": "restricted"}}}))
     lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-             "metadata": {"name": "opsdrill-drill", "namespace": ns,
+             "metadata": {"name": "opsdrill-drill", "namespace": control,
                           "annotations": {"opsdrill.io/controller-host": "trainer-laptop",
                                           "opsdrill.io/controller-pid": "4242",
                                           "opsdrill.io/scenario": "outage", "opsdrill.io/variant": "dependencies"}},
@@ -138,9 +142,9 @@ def test_second_drill_in_a_namespace_is_refused_naming_holder_and_since(admin, n
         assert "(outage/dependencies, controller trainer-laptop pid 4242" in text
         assert "since %s" % lease["spec"]["acquireTime"] in text
         assert fingerprint(admin, ns) == before, "the refused drill changed the namespace"
-        assert admin.json("get", "lease", "opsdrill-drill", "-n", ns)["spec"]["holderIdentity"] == holder
+        assert admin.json("get", "lease", "opsdrill-drill", "-n", control)["spec"]["holderIdentity"] == holder
     finally:
-        admin.run("delete", "lease", "opsdrill-drill", "-n", ns, check=False)
+        admin.run("delete", "lease", "opsdrill-drill", "-n", control, check=False)
 
 
 def test_check_mode_shows_the_diff_and_changes_nothing(admin, ns, tmp_path):

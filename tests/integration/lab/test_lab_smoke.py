@@ -80,14 +80,10 @@ def test_pods_reach_the_api_server_and_dns_on_the_node_but_nothing_else(admin, l
     node_ip = next(a["address"] for a in admin.json("get", "nodes")["items"][0]["status"]["addresses"]
                    if a["type"] == "InternalIP")
     probe = _pod("probe", scratch_namespace, lab["images"]["python"],
-                 ["python3", "-c", "import socket
-"
-                  "for port in (6443, 53, 10250, 10256, 22):
-"
-                  "  s = socket.socket(); s.settimeout(3)
-"
-                  f"  print(port, s.connect_ex(('{node_ip}', port)))
-"])
+                 ["python3", "-c", "import socket\n"
+                  "for port in (6443, 53, 10250, 10256, 22):\n"
+                  "  s = socket.socket(); s.settimeout(3)\n"
+                  f"  print(port, s.connect_ex(('{node_ip}', port)))\n"])
     admin.apply(json.dumps(probe))
     state = admin.wait_for("probe pod to finish", lambda: _container_state(admin, scratch_namespace, "probe")
                            .get("state", {}).get("terminated"), timeout=90)
