@@ -96,7 +96,53 @@ DRILL_STATE_PREFIX = 'opsdrill-drill-state'
 CONTROL_PREFIX = 'opsdrill-ctl-'
 # Reading it is flagged for the trainer, never credited: no rubric match, no
 # first action, no responder (matching.py, metrics.py, scorer.py).
-UNCREDITED_ACTIONS = frozenset(('read_drill_state',))
+UNCREDITED_ACTIONS = frozenset(('read_drill_state', 'tamper_monitoring', 'tamper_selector'))
+# The drill's monitoring in a drill namespace (roles/monitoring/templates/standalone.yaml.j2;
+# copy, a unit test keeps them equal): a trainee's write to it (the alert rules, Prometheus,
+# Alertmanager) is no investigation and no fix, but tampering with the evidence.
+MONITORING_NAMES = frozenset(('prometheus', 'prometheus-config', 'alertmanager', 'alertmanager-config'))
+MONITORING_RESOURCES = frozenset(('configmaps', 'deployments', 'services', 'serviceaccounts', 'roles',
+                                  'rolebindings', 'pods'))
+# The label the steady state selects the stack's workloads by (drill_engine_label_selector's
+# default): a workload whose value changes drops out of the checks, which looks like a recovery.
+SELECTOR_LABEL = 'app.kubernetes.io/part-of'
+SELECTOR_VALUE = 'opsdrill-seo-tool'
+
+
+def drops_selector_label(request_object, key=SELECTOR_LABEL, value=SELECTOR_VALUE):
+    """Does a write take ``key=value`` off a workload or its pod template? A merge or
+    strategic patch (dict: the key set to another value or null), a full object (update:
+    the key missing or different), or a JSON patch (list: remove, or another value)."""
+    escaped = key.replace('~', '~0').replace('/', '~1')
+    if isinstance(request_object, list):
+        return any(isinstance(op, dict) and str(op.get('path', '')).endswith('/labels/' + escaped)
+                   and (op.get('op') in ('remove', 'move') or op.get('value') != value) for op in request_object)
+    if not isinstance(request_object, dict):
+        return False
+    full = 'kind' in request_object and 'spec' in request_object and 'apiVersion' in request_object
+    for meta in (request_object.get('metadata'),
+                 (((request_object.get('spec') or {}).get('template') or {}).get('metadata'))):
+        if not isinstance(meta, dict) or 'labels' not in meta:
+            continue
+        labels = meta.get('labels')
+        if labels is None:
+            return True
+        if (key in labels or full) and labels.get(key) != value:
+            return True
+    return False
+    full = 'kind' in request_object and 'spec' in request_object and 'apiVersion' in request_object
+    for meta in (request_object.get('metadata'),
+                 (((request_object.get('spec') or {}).get('template') or {}).get('metadata'))):
+        if not isinstance(meta, dict) or 'labels' not in meta:
+            continue
+        labels = meta.get('labels')
+        if labels is None:
+            return True
+        if key in labels or full:
+            # A patch that names the key changes it (null removes it); a full object
+            # without it has removed it.
+            return True
+    return False
 
 # Reviews are POSTed (verb create) but only ask the API server a question.
 ACCESS_REVIEW_GROUPS = frozenset(('authorization.k8s.io', 'authentication.k8s.io'))
@@ -380,6 +426,18 @@ class AuditLogSource(EvidenceSource):
             action = 'read_drill_state'
             summary = "%s the drill's own objects (%s %s %s)" % (
                 'reached' if ok else 'tried to reach', verb, resource, where)
+            mutating = False
+        elif mutating and resource in MONITORING_RESOURCES and (
+                name in MONITORING_NAMES or (resource == 'pods' and workload_of_pod(name) in MONITORING_NAMES)):
+            action = 'tamper_monitoring'
+            summary = "%s the drill's monitoring (%s %s %s)" % (
+                'changed' if ok else 'tried to change', verb, resource, where)
+            mutating = False
+        elif mutating and resource in ('deployments', 'statefulsets', 'daemonsets') \
+                and drops_selector_label(request_object):
+            action = 'tamper_selector'
+            summary = "%s label %s of %s %s (the steady state selects workloads by it)" % (
+                'changed' if ok else 'tried to change', SELECTOR_LABEL, resource, where)
             mutating = False
         elif group in ACCESS_REVIEW_GROUPS:
             action, summary = 'check_access', 'asked the API server (%s)' % resource

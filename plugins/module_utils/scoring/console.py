@@ -58,7 +58,11 @@ def render_table(summary_or_scorecard, width=78):
         findings = integrity.get('findings') or []
         shown = set(f['actor'] for f in findings if f['shown'])
         readers = sorted(set(f['actor'] if f['actor'] in shown else '%s (refused)' % f['actor'] for f in findings))
-        lines.append("  TRAINER REVIEW REQUIRED: the drill's answer key was read by %s" % ', '.join(readers))
+        if all((f.get('what') or 'answer_key') == 'answer_key' for f in findings):
+            lines.append("  TRAINER REVIEW REQUIRED: the drill's answer key was read by %s" % ', '.join(readers))
+        else:
+            lines.append("  TRAINER REVIEW REQUIRED: %s reached for the drill itself (answer key, its own "
+                         "objects, monitoring or steady-state label; see the warnings)" % ', '.join(readers))
     for warning in head['warnings']:
         lines.append('  ! %s' % warning)
     return '\n'.join(lines)

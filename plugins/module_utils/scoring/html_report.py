@@ -301,8 +301,11 @@ def _integrity_section(integrity):
                        'yes' if f['shown'] else 'no (refused)')
                    for f in integrity['findings'])
     reads = _evidence_list(integrity['drill_state_reads'])
-    return ('<section class="review" id="integrity"><h2>Trainer review required: the drill\'s answer key was read</h2>'
-            '<p>The audit log shows trainees reading the drill state (scenario, variant and fault). No points were '
+    only_reads = all((f.get('what') or 'answer_key') == 'answer_key' for f in integrity['findings'])
+    title = "the drill's answer key was read" if only_reads else 'trainees reached for the drill itself'
+    return ('<section class="review" id="integrity"><h2>Trainer review required: %s</h2>' % title
+            + '<p>The audit log shows trainees reading the drill state (scenario, variant and fault), reaching '
+            'for its own objects, its monitoring or the steady-state label. No points were '
             'deducted: review it, and use trainer marks if points should change.</p>'
             '<table><tr><th>Who</th><th>First</th><th>Last</th><th>Requests</th><th>Object</th><th>Shown</th></tr>%s</table>'
             '<details><summary>Requests (%d)</summary>%s</details><p class="muted">Limits of this check: %s</p></section>'

@@ -31,6 +31,27 @@ def _kind(resource):
     return resource[:-1] if resource.endswith('s') else resource
 
 
+def _what(action, details):
+    """answer_key, drill_objects (the control namespace), monitoring or selector_label."""
+    if action == 'tamper_monitoring':
+        return 'monitoring'
+    if action == 'tamper_selector':
+        return 'selector_label'
+    if (details.get('resource') in ('configmaps', 'secrets')
+            and str(details.get('name') or '').startswith(DRILL_STATE_PREFIX)):
+        return 'answer_key'
+    return 'drill_objects'
+
+
+# How a finding reads, by what it touched: (done, attempted, object).
+_WORDING = {
+    'answer_key': ('read', 'tried to read', "the drill's answer key"),
+    'drill_objects': ('reached', 'tried to reach', "the drill's own objects"),
+    'monitoring': ('changed', 'tried to change', "the drill's monitoring"),
+    'selector_label': ('changed', 'tried to change', 'the steady-state label of'),
+}
+
+
 def drill_state_reads(evidence, reference):
     """Every read of the drill state, as citations with where, how and T+ (from ``reference``)."""
     reads = []
@@ -41,6 +62,7 @@ def drill_state_reads(evidence, reference):
         read = item.cite()
         read.update(offset_s=seconds_between(reference, item.ts), kind=_kind(det.get('resource')),
                     namespace=det.get('namespace'), name=det.get('name') or '*', verb=det.get('verb'),
+                    what=_what(item.action, det),
                     ok=bool(item.ok), code=det.get('code'))
         reads.append(read)
     return reads
@@ -50,11 +72,12 @@ def _findings(reads):
     """One finding per person and object: a watch loop or repeated gets are one thing to review."""
     findings = {}
     for read in reads:
-        key = (read.get('actor'), read['kind'], read['namespace'], read['name'])
+        key = (read.get('actor'), read['kind'], read['namespace'], read['name'], read['what'])
         found = findings.get(key)
         if found is None:
             found = findings[key] = {
-                'actor': read.get('actor'), 'kind': read['kind'], 'namespace': read['namespace'], 'name': read['name'],
+                'actor': read.get('actor'), 'what': read['what'], 'kind': read['kind'],
+                'namespace': read['namespace'], 'name': read['name'],
                 'first_at': read['ts'], 'first_offset_s': read['offset_s'], 'last_at': read['ts'],
                 'last_offset_s': read['offset_s'], 'requests': 0, 'refused': 0, 'shown': False}
         found['requests'] += 1
@@ -91,17 +114,16 @@ def _when(ts, offset_s):
 
 def describe_finding(finding):
     """One line: ``trainee-1 read the drill's answer key (configmap opsdrill-drill-state) at T+0:42``, how often."""
-    if finding['kind'] in ('configmap', 'secret') and (finding['name'] or '').startswith(DRILL_STATE_PREFIX):
-        what, verb = "the drill's answer key", 'read' if finding['shown'] else 'tried to read'
-    else:
-        what, verb = "the drill's own objects", 'reached' if finding['shown'] else 'tried to reach'
+    done, attempted, what = _WORDING[finding.get('what') or 'answer_key']
+    verb = done if finding['shown'] else attempted
     text = "%s %s %s (%s %s) at %s" % (
         finding['actor'], verb, what, finding['kind'], finding['name'] or 'all',
         _when(finding['first_at'], finding['first_offset_s']))
     if finding['requests'] > 1:
         text += ' (%d requests, the last at %s)' % (finding['requests'], _when(finding['last_at'], finding['last_offset_s']))
     if not finding['shown']:
-        text += ' - refused, nothing shown'
+        text += ' - refused, nothing shown' if finding.get('what') in (None, 'answer_key', 'drill_objects') \
+            else ' - refused, nothing changed'
     return text
 
 

@@ -152,12 +152,13 @@ def _integrity_lines(scorecard):
     if not integrity.get('review_required'):
         return []
     lines = ['## Integrity: trainer review required', '',
-             "The audit log shows trainees reading the drill's answer key (the drill state). "
+             "The audit log shows trainees reaching for the drill itself: its answer key (the drill state), "
+             "its own objects, its monitoring or the steady-state label (column What). "
              'No points were deducted: the trainer decides, with trainer marks if needed.', '',
-             '| Who | First | Last | Requests | Object | Shown |', '|---|---|---|---|---|---|']
+             '| Who | What | First | Last | Requests | Object | Shown |', '|---|---|---|---|---|---|---|']
     for found in integrity['findings']:
-        lines.append('| %s | %s %s | %s %s | %d | %s %s | %s |' % (
-            md(found['actor']), _clock(found['first_at']), format_offset(found['first_offset_s']),
+        lines.append('| %s | %s | %s %s | %s %s | %d | %s %s | %s |' % (
+            md(found['actor']), md(found.get('what') or 'answer_key'), _clock(found['first_at']), format_offset(found['first_offset_s']),
             _clock(found['last_at']), format_offset(found['last_offset_s']), found['requests'], found['kind'],
             md('%s/%s' % (found['namespace'], found['name']) if found['namespace'] else found['name']),
             'yes' if found['shown'] else 'no (refused)'))

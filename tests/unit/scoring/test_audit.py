@@ -403,3 +403,44 @@ def test_drill_state_names_are_the_engines():
     assert snapshot.control_namespace('seo-tool') == audit.CONTROL_PREFIX + 'seo-tool'
     assert configmap['metadata']['name'].startswith(DRILL_STATE_PREFIX)
     assert companion['kind'] == 'Secret' and companion['metadata']['name'].startswith(DRILL_STATE_PREFIX)
+
+
+@pytest.mark.parametrize('verb, uri, ref, request_object, action', [
+    # kubectl edit cm prometheus-config: the alert rules
+    ('patch', '/api/v1/namespaces/seo-tool/configmaps/prometheus-config',
+     {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'prometheus-config', 'apiVersion': 'v1'},
+     {'data': {'opsdrill-seed-alerts.yml': 'groups: []'}}, 'tamper_monitoring'),
+    ('update', '/apis/apps/v1/namespaces/seo-tool/deployments/alertmanager/scale',
+     {'resource': 'deployments', 'subresource': 'scale', 'namespace': 'seo-tool', 'name': 'alertmanager',
+      'apiGroup': 'apps', 'apiVersion': 'v1'}, {'spec': {'replicas': 0}}, 'tamper_monitoring'),
+    ('delete', '/api/v1/namespaces/seo-tool/pods/prometheus-5499987f99-n5pzh',
+     {'resource': 'pods', 'namespace': 'seo-tool', 'name': 'prometheus-5499987f99-n5pzh', 'apiVersion': 'v1'},
+     None, 'tamper_monitoring'),
+    # kubectl label deployment backend-api app.kubernetes.io/part-of-: out of the steady state
+    ('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api',
+     {'resource': 'deployments', 'namespace': 'seo-tool', 'name': 'backend-api', 'apiGroup': 'apps', 'apiVersion': 'v1'},
+     {'metadata': {'labels': {'app.kubernetes.io/part-of': None}}}, 'tamper_selector'),
+    ('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api',
+     {'resource': 'deployments', 'namespace': 'seo-tool', 'name': 'backend-api', 'apiGroup': 'apps', 'apiVersion': 'v1'},
+     [{'op': 'replace', 'path': '/metadata/labels/app.kubernetes.io~1part-of', 'value': 'elsewhere'}], 'tamper_selector'),
+    # kubectl rollout undo sends the old template with the same labels: an ordinary fix
+    ('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api',
+     {'resource': 'deployments', 'namespace': 'seo-tool', 'name': 'backend-api', 'apiGroup': 'apps', 'apiVersion': 'v1'},
+     {'spec': {'template': {'metadata': {'labels': {'app': 'backend-api',
+                                                    'app.kubernetes.io/part-of': 'opsdrill-seo-tool'}}}}},
+     'edit_deployment'),
+])
+def test_writes_to_the_monitoring_and_the_selector_label_are_tampering(verb, uri, ref, request_object, action):
+    items = classify(event(verb, uri, ref, level='Request', request=request_object))
+    assert items and items[0].action == action, [(i.action, i.summary) for i in items]
+    if action.startswith('tamper'):
+        assert items[0].category is None and not items[0].mutating
+
+
+def test_monitoring_names_are_the_monitoring_roles():
+    import pathlib
+    import re
+    template = (pathlib.Path(snapshot.__file__).parents[2] / 'roles' / 'monitoring' / 'templates'
+                / 'standalone.yaml.j2').read_text()
+    names = set(re.findall(r'^  name: ([a-z-]+)$', template, re.M))
+    assert audit.MONITORING_NAMES == names, names

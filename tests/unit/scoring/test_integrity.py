@@ -177,3 +177,19 @@ def test_attempts_on_the_control_namespace_are_findings_that_validate(scorecard_
     assert found == [('configmap', '*', False), ('job', 'opsdrill-deadman', False),
                      ('serviceaccount', 'opsdrill-deadman', False)]
     assert any("tried to reach the drill's own objects (job opsdrill-deadman)" in w for w in card['warnings'])
+
+
+def test_tampering_with_the_monitoring_is_a_finding_not_a_fix(scorecard_schema):
+    ref = {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'prometheus-config', 'apiVersion': 'v1'}
+    event = audit_event('patch', '/api/v1/namespaces/seo-tool/configmaps/prometheus-config', ref,
+                        '2026-11-22T17:30:52.462')
+    event['level'] = 'Request'
+    event['requestObject'] = {'data': {'opsdrill-seed-alerts.yml': 'groups: []'}}
+    card = score_with(event)
+    jsonschema.validate(json.loads(json.dumps(card)), scorecard_schema)
+    found = [(f['what'], f['kind'], f['name'], f['shown']) for f in card['integrity']['findings']]
+    assert found == [('monitoring', 'configmap', 'prometheus-config', True)]
+    assert any("trainee-1 changed the drill's monitoring (configmap prometheus-config)" in w for w in card['warnings'])
+    assert "reached for the drill itself" in render_table(card)
+    assert not any('prometheus-config' in (a.get('summary') or '') for a in card.get('actions') or []
+                   if a.get('fix') in ('cause', 'symptom'))
