@@ -90,6 +90,12 @@ def attacks(ns, control):
         # A collateral change beyond the touched objects: allowed, reported by the verify.
         ("label an untouched Deployment", ["label", "deployment/frontend", "-n", ns, "drill-note=looked"], None,
          "no effect"),
+        # Allowed with edit (the monitoring still runs in the drill namespace), flagged on the scorecard.
+        ("write to the monitoring's config", ["annotate", "configmap", "prometheus-config", "-n", ns, "drill-note=x"],
+         None, "flagged"),
+        ("take a workload out of the steady-state selector",
+         ["label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=elsewhere", "--overwrite"], None,
+         "flagged"),
     ]
 
 
@@ -147,7 +153,7 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
     refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
                        (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
     assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
-    decoys_failed = [(n, m) for n, e, rc, m in rows if e == "no effect" and rc != 0]
+    decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged") and rc != 0]
     assert decoys_failed == [], decoys_failed
 
     # The drill noticed the changed state, restored from its local copy and failed loudly.
@@ -175,3 +181,11 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
     admin.run("delete", "configmap", "opsdrill-drill-state", "-n", ns)
     admin.run("delete", "lease", "opsdrill-restore-lock", "-n", ns)
     admin.run("label", "deployment/frontend", "-n", ns, "drill-note-")
+    admin.run("annotate", "configmap", "prometheus-config", "-n", ns, "drill-note-")
+    admin.run("label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=opsdrill-seo-tool", "--overwrite")
+    # The scorecard, from the API server's audit log: every kind of attempt is a finding for the
+    # trainer, under the trainee's name.
+    card = json.loads((artifacts / "scorecard.json").read_text())
+    whats = {f["what"] for f in card["integrity"]["findings"] if f["actor"] == trainee.user}
+    assert {"answer_key", "drill_objects", "monitoring", "selector_label"} <= whats, card["integrity"]["findings"]
+    assert card["integrity"]["review_required"] is True
