@@ -124,68 +124,74 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
 
     thread = threading.Thread(target=drill, daemon=True, name="drill-" + ns)
     thread.start()
-    artifacts = _wait_event(runner.artifacts_dir.parent, "fault_injected", done)
-    assert admin.run("get", "job", "opsdrill-deadman", "-n", control, check=False).returncode == 0, \
-        "the dead-man's switch runs in the control namespace"
+    try:
+        artifacts = _wait_event(runner.artifacts_dir.parent, "fault_injected", done)
+        assert admin.run("get", "job", "opsdrill-deadman", "-n", control, check=False).returncode == 0, \
+            "the dead-man's switch runs in the control namespace"
 
-    rows = []
-    for name, argv, stdin, expected in attacks(ns, control):
-        proc = trainee.run(*argv, check=False, input_text=stdin)
-        message = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
-        rows.append((name, expected, proc.returncode, message[0][:160]))
-    # What an attacker with write access to the control namespace would do (on a real cluster
-    # with broader trainee rights): add an annotation to the snapshot of the target. The HMAC
-    # and the controller's local copy must catch it.
-    state = admin.json("get", "configmap", "opsdrill-drill-state", "-n", control)
-    objects = json.loads(state["data"]["snapshot.json"])
-    for obj in objects:
-        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == TARGET:
-            obj["metadata"].setdefault("annotations", {})["planted"] = "by-attacker"
-    patch = json.dumps({"data": {"snapshot.json": snapshot.encode(objects)}})
-    admin.run("patch", "configmap", "opsdrill-drill-state", "-n", control, "--type=merge", "-p", patch)
+        rows = []
+        for name, argv, stdin, expected in attacks(ns, control):
+            proc = trainee.run(*argv, check=False, input_text=stdin)
+            message = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+            rows.append((name, expected, proc.returncode, message[0][:160]))
+        # What an attacker with write access to the control namespace would do (on a real cluster
+        # with broader trainee rights): add an annotation to the snapshot of the target. The HMAC
+        # and the controller's local copy must catch it.
+        state = admin.json("get", "configmap", "opsdrill-drill-state", "-n", control)
+        objects = json.loads(state["data"]["snapshot.json"])
+        for obj in objects:
+            if obj["kind"] == "Deployment" and obj["metadata"]["name"] == TARGET:
+                obj["metadata"].setdefault("annotations", {})["planted"] = "by-attacker"
+        patch = json.dumps({"data": {"snapshot.json": snapshot.encode(objects)}})
+        admin.run("patch", "configmap", "opsdrill-drill-state", "-n", control, "--type=merge", "-p", patch)
 
-    thread.join(timeout=900)
-    result = box.get("result")
-    lines = ["| attack | expected | kubectl rc | API server said |", "|---|---|---|---|"]
-    lines += ["| %s | %s | %s | %s |" % (n, e, rc, m.replace("|", "/")) for n, e, rc, m in rows]
-    (drill_output / "trust-boundary.md").write_text("\n".join(lines) + "\n")
+        thread.join(timeout=900)
+        result = box.get("result")
+        lines = ["| attack | expected | kubectl rc | API server said |", "|---|---|---|---|"]
+        lines += ["| %s | %s | %s | %s |" % (n, e, rc, m.replace("|", "/")) for n, e, rc, m in rows]
+        (drill_output / "trust-boundary.md").write_text("\n".join(lines) + "\n")
 
-    refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
-                       (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
-    assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
-    decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged") and rc != 0]
-    assert decoys_failed == [], decoys_failed
+        refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
+                           (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
+        assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
+        decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged") and rc != 0]
+        assert decoys_failed == [], decoys_failed
 
-    # The drill noticed the changed state, restored from its local copy and failed loudly.
-    assert result is not None, "the drill did not finish"
-    with open(result.log, encoding="utf-8") as handle:
-        log = handle.read()
-    assert result.rc != 0 and "changed during the drill" in log, (result.rc, log[-3000:])
-    events = drill_runner._timeline(artifacts)  # pylint: disable=protected-access
-    names = [e["event"] for e in events]
-    assert "verify_passed" in names, names
-    verified = [e for e in events if e["event"] == "verify_passed"][-1]["data"]
-    assert {"Deployment/frontend: changed", "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), \
-        verified
-    finished = [e for e in events if e["event"] == "rollback_finished"][-1]["data"]
-    assert finished["source"] == "local" and "integrity" in finished["state_problem"], finished
-    # From the cluster, independently: every touched object equals the local snapshot, the
-    # planted annotation is not on the live Deployment, nothing of the drill is left.
-    decoy = "%s/ConfigMap/opsdrill-drill-state" % ns      # the trainee's own object, left alone
-    assert result.differences == [] and [x for x in result.leftovers if x != decoy] == [], \
-        (result.differences, result.leftovers)
-    live = admin.json("get", "deployment", TARGET, "-n", ns)
-    assert "planted" not in (live["metadata"].get("annotations") or {})
-    assert admin.run("get", "configmap", "opsdrill-drill-state", "-n", ns, check=False).returncode == 0, \
-        "the trainee's decoy in its own namespace is the trainee's, left alone"
-    admin.run("delete", "configmap", "opsdrill-drill-state", "-n", ns)
-    admin.run("delete", "lease", "opsdrill-restore-lock", "-n", ns)
-    admin.run("label", "deployment/frontend", "-n", ns, "drill-note-")
-    admin.run("annotate", "configmap", "prometheus-config", "-n", ns, "drill-note-")
-    admin.run("label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=opsdrill-seo-tool", "--overwrite")
-    # The scorecard, from the API server's audit log: every kind of attempt is a finding for the
-    # trainer, under the trainee's name.
-    card = json.loads((artifacts / "scorecard.json").read_text())
-    whats = {f["what"] for f in card["integrity"]["findings"] if f["actor"] == trainee.user}
-    assert {"answer_key", "drill_objects", "monitoring", "selector_label"} <= whats, card["integrity"]["findings"]
-    assert card["integrity"]["review_required"] is True
+        # The drill noticed the changed state, restored from its local copy and failed loudly.
+        assert result is not None, "the drill did not finish"
+        with open(result.log, encoding="utf-8") as handle:
+            log = handle.read()
+        assert result.rc != 0 and "changed during the drill" in log, (result.rc, log[-3000:])
+        events = drill_runner._timeline(artifacts)  # pylint: disable=protected-access
+        names = [e["event"] for e in events]
+        assert "verify_passed" in names, names
+        verified = [e for e in events if e["event"] == "verify_passed"][-1]["data"]
+        assert {"Deployment/frontend: changed", "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), \
+            verified
+        finished = [e for e in events if e["event"] == "rollback_finished"][-1]["data"]
+        assert finished["source"] == "local" and "integrity" in finished["state_problem"], finished
+        # From the cluster, independently: every touched object equals the local snapshot, the
+        # planted annotation is not on the live Deployment, nothing of the drill is left.
+        decoy = "%s/ConfigMap/opsdrill-drill-state" % ns      # the trainee's own object, left alone
+        assert result.differences == [] and [x for x in result.leftovers if x != decoy] == [], \
+            (result.differences, result.leftovers)
+        live = admin.json("get", "deployment", TARGET, "-n", ns)
+        assert "planted" not in (live["metadata"].get("annotations") or {})
+        assert admin.run("get", "configmap", "opsdrill-drill-state", "-n", ns, check=False).returncode == 0, \
+            "the trainee's decoy in its own namespace is the trainee's, left alone"
+        # The scorecard, from the API server's audit log: every kind of attempt is a finding for the
+        # trainer, under the trainee's name.
+        card = json.loads((artifacts / "scorecard.json").read_text())
+        whats = {f["what"] for f in card["integrity"]["findings"] if f["actor"] == trainee.user}
+        assert {"answer_key", "drill_objects", "monitoring", "selector_label"} <= whats, card["integrity"]["findings"]
+        assert card["integrity"]["review_required"] is True
+    finally:
+        thread.join(timeout=900)
+        # The trainee's own changes in its namespace, undone for the tests that follow.
+        for argv in (("delete", "configmap", "opsdrill-drill-state", "-n", ns, "--ignore-not-found"),
+                     ("delete", "lease", "opsdrill-restore-lock", "-n", ns, "--ignore-not-found"),
+                     ("label", "deployment/frontend", "-n", ns, "drill-note-"),
+                     ("annotate", "configmap", "prometheus-config", "-n", ns, "drill-note-"),
+                     ("label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=opsdrill-seo-tool",
+                      "--overwrite")):
+            admin.run(*argv, check=False)
