@@ -130,19 +130,7 @@ def drops_selector_label(request_object, key=SELECTOR_LABEL, value=SELECTOR_VALU
         if (key in labels or full) and labels.get(key) != value:
             return True
     return False
-    full = 'kind' in request_object and 'spec' in request_object and 'apiVersion' in request_object
-    for meta in (request_object.get('metadata'),
-                 (((request_object.get('spec') or {}).get('template') or {}).get('metadata'))):
-        if not isinstance(meta, dict) or 'labels' not in meta:
-            continue
-        labels = meta.get('labels')
-        if labels is None:
-            return True
-        if key in labels or full:
-            # A patch that names the key changes it (null removes it); a full object
-            # without it has removed it.
-            return True
-    return False
+
 
 # Reviews are POSTed (verb create) but only ask the API server a question.
 ACCESS_REVIEW_GROUPS = frozenset(('authorization.k8s.io', 'authentication.k8s.io'))
