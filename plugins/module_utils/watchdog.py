@@ -230,12 +230,14 @@ def main(argv=None):
                 _log("state unreadable", error=str(exc))
                 time.sleep(5)
                 continue
-            if state is None and not alive and not finished(args.artifacts_dir) \
-                    and local_copy(args.artifacts_dir, args.drill_id) is not None:
+            local = None
+            if state is None and not alive and not finished(args.artifacts_dir):
+                local = local_copy(args.artifacts_dir, args.drill_id)
+            if local is not None:
                 # Armed, controller gone, and the state vanished from the cluster: a failure,
                 # never "nothing to guard". The local copy restores.
                 _log("drill state vanished from the cluster while the drill was armed", level="ERROR")
-                state = dict(local_copy(args.artifacts_dir, args.drill_id)[0], armed=True)
+                state = dict(local[0], armed=True)
             if not still_ours(state, args.drill_id):
                 _log("drill disarmed or gone: nothing to guard",
                      phase=(state or {}).get("phase"), state_drill=(state or {}).get("drill_id"))
