@@ -8,10 +8,24 @@ from __future__ import annotations
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+def service_of(namespace, prometheus):
+    """(namespace, service, port) that ``prometheus`` names for drill namespace ``namespace``.
+
+    ``service:port`` is a Service in the drill namespace's control namespace, where the
+    standalone monitoring runs (trainees cannot change it there); ``other/service:port``
+    names another namespace (an operator's Prometheus, say).
+    """
+    where, _slash, rest = prometheus.rpartition("/")
+    service, _colon, port = rest.partition(":")
+    return where or snapshot.control_namespace(namespace), service, port or "80"
 
 
 def prometheus_get(api, namespace, prometheus, path, query=None, timeout=10):
-    """GET path from Prometheus; prometheus is 'service:port' in namespace, or an http(s) URL.
+    """GET path from Prometheus for drill namespace ``namespace``; ``prometheus`` is an http(s)
+    URL, ``service:port`` (in the control namespace) or ``namespace/service:port``.
 
     Returns (status, body text).
     """
@@ -23,5 +37,5 @@ def prometheus_get(api, namespace, prometheus, path, query=None, timeout=10):
             return response.getcode(), response.read().decode("utf-8")
         except Exception as exc:  # urllib raises HTTPError/URLError/socket errors
             return getattr(exc, "code", 0) or 0, str(exc)
-    service, _sep, port = prometheus.partition(":")
-    return kube_client.raw_get(api, kube_client.service_proxy_path(namespace, service, port or "80", path), timeout, query)
+    where, service, port = service_of(namespace, prometheus)
+    return kube_client.raw_get(api, kube_client.service_proxy_path(where, service, port, path), timeout, query)

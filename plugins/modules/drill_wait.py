@@ -59,7 +59,7 @@ options:
     type: dict
     default: {}
   prometheus:
-    description: C(service:port) of Prometheus in O(namespace) (API server service proxy), or an http(s) URL.
+    description: C(service:port) of Prometheus in O(namespace)'s control namespace, C(namespace/service:port) (API server service proxy), or an http(s) URL.
     type: str
     default: prometheus:9090
   label_selector:

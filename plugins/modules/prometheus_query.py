@@ -20,7 +20,7 @@ options:
     type: str
     required: true
   prometheus:
-    description: C(service:port) in O(namespace), or an C(http://)/C(https://) URL.
+    description: C(service:port) in O(namespace)'s control namespace, C(namespace/service:port), or an C(http://)/C(https://) URL.
     type: str
     default: prometheus:9090
   path:

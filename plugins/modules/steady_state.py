@@ -30,7 +30,7 @@ options:
     default: []
   prometheus:
     description:
-      - Where Prometheus answers. C(service:port) in O(namespace) goes through the API server's
+      - Where Prometheus answers. C(service:port) in O(namespace)'s control namespace (or C(namespace/service:port)) goes through the API server's
         service proxy; a C(http://) or C(https://) URL is called directly (monitoring_mode external).
       - Empty skips the alert check.
     type: str

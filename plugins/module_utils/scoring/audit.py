@@ -16,7 +16,8 @@ check_dependencies        list pods with a dependent-tier label selector
 check_endpoints           get/list services, endpoints, endpointslices
 get_events                list/get events               "view recent events"
 logs                      get pods/log (``previous=true`` = ``--previous``)
-view_metrics              metrics.k8s.io or a services/pods proxy to /metrics
+view_metrics              metrics.k8s.io, a services/pods proxy to /metrics, or a
+                          query of Prometheus or Alertmanager through their proxy
 test_endpoint             a services/pods proxy to any other path
 port_forward              pods/portforward
 inspect_deployment        get/list deployments
@@ -97,10 +98,15 @@ CONTROL_PREFIX = 'opsdrill-ctl-'
 # Reading it is flagged for the trainer, never credited: no rubric match, no
 # first action, no responder (matching.py, metrics.py, scorer.py).
 UNCREDITED_ACTIONS = frozenset(('read_drill_state', 'tamper_monitoring', 'tamper_selector'))
-# The drill's monitoring in a drill namespace (roles/monitoring/templates/standalone.yaml.j2;
-# copy, a unit test keeps them equal): a trainee's write to it (the alert rules, Prometheus,
-# Alertmanager) is no investigation and no fix, but tampering with the evidence.
-MONITORING_NAMES = frozenset(('prometheus', 'prometheus-config', 'alertmanager', 'alertmanager-config'))
+# What the standalone monitoring keeps in a drill namespace: the headless Services it finds
+# each pod by (roles/monitoring, monitoring_scrape_apps; copy, a unit test keeps them equal).
+# A trainee's write to them is no investigation and no fix, but tampering with the evidence.
+# Prometheus, Alertmanager and the alert rules live in the control namespace.
+MONITORING_NAMES = frozenset(('rank-api-pods', 'backend-api-pods', 'api-gateway-pods', 'frontend-pods',
+                              'worker-pods', 'traffic-pods'))
+# Services of the control namespace that trainees may query through the API server's
+# proxy, as on-call engineers do (monitoring_viewer_group).
+MONITORING_SERVICES = frozenset(('prometheus', 'alertmanager'))
 MONITORING_RESOURCES = frozenset(('configmaps', 'deployments', 'services', 'serviceaccounts', 'roles',
                                   'rolebindings', 'pods'))
 # The label the steady state selects the stack's workloads by (drill_engine_label_selector's
@@ -142,6 +148,15 @@ _FLUSH = re.compile(r'redis-cli\b.*\bflush(db|all)\b', re.IGNORECASE | re.DOTALL
 _POD_OF_DEPLOYMENT = re.compile(r'^(?P<workload>.+)-[a-z0-9]{6,10}-[a-z0-9]{5}$')
 # Seconds within which kubectl's preparatory reads belong to the same command.
 _SAME_COMMAND_S = 3.0
+
+
+def proxied_service(name):
+    """The Service a services/proxy request names: 'prometheus' for 'prometheus:9090',
+    'http:prometheus:9090' or 'prometheus'."""
+    parts = (name or '').split(':')
+    if len(parts) == 3 or (len(parts) == 2 and parts[0] in ('http', 'https')):
+        return parts[1]
+    return parts[0]
 
 
 def names_drill_state(verb, resource, name):
@@ -410,7 +425,16 @@ class AuditLogSource(EvidenceSource):
         action, summary, aliases = None, None, ()
         mutating = verb in MUTATING_VERBS and not dry_run
 
-        if control and not names_drill_state(verb, resource, name):
+        monitoring_query = (resource == 'services' and subresource == 'proxy'
+                            and proxied_service(name) in MONITORING_SERVICES)
+        if monitoring_query:
+            target = unquote(split.path.split('/proxy', 1)[-1]) or '/'
+            details['proxy_path'] = target
+            action = 'view_metrics'
+            summary = '%s %s of %s through the API server proxy' % (
+                'read' if ok else 'tried to read', target, proxied_service(name))
+            mutating = False
+        elif control and not names_drill_state(verb, resource, name):
             action = 'read_drill_state'
             summary = "%s the drill's own objects (%s %s %s)" % (
                 'reached' if ok else 'tried to reach', verb, resource, where)

@@ -28,9 +28,17 @@ if [[ ! -f "$pki/sa.key" ]]; then
   changed=1
 fi
 
-# issue NAME SUBJECT EXT_USAGE [SAN]
+# etcd has a CA of its own: it trusts every certificate its CA signed, and the cluster CA
+# signs the trainees' certificates too.
+if [[ ! -f "$pki/etcd-ca.crt" ]]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days "$days" -sha256 \
+    -keyout "$pki/etcd-ca.key" -out "$pki/etcd-ca.crt" -subj "/CN=opsdrill-lab-etcd-ca" 2>/dev/null
+  changed=1
+fi
+
+# issue NAME SUBJECT EXT_USAGE [SAN] [CA]
 issue() {
-  local name=$1 subject=$2 usage=$3 san=${4:-}
+  local name=$1 subject=$2 usage=$3 san=${4:-} ca=${5:-ca}
   [[ -f "$pki/$name.crt" ]] && return 0
   local ext
   ext=$(mktemp)
@@ -41,7 +49,7 @@ issue() {
     [[ -n "$san" ]] && echo "subjectAltName=$san"
   } > "$ext"
   openssl req -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -out "$pki/$name.csr" -subj "$subject" 2>/dev/null
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" -CAcreateserial \
     -days "$days" -sha256 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
   rm -f "$ext" "$pki/$name.csr"
   chmod 0600 "$pki/$name.key"
@@ -86,6 +94,8 @@ issue kube-controller-manager "/CN=system:kube-controller-manager" clientAuth
 issue kube-scheduler "/CN=system:kube-scheduler" clientAuth
 issue kube-proxy "/CN=system:kube-proxy" clientAuth
 issue coredns "/CN=opsdrill:coredns" clientAuth
+issue etcd-server "/CN=opsdrill-lab-etcd" serverAuth "IP:127.0.0.1,DNS:localhost" etcd-ca
+issue apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth "" etcd-ca
 
 kubeconfig admin opsdrill-admin admin
 kubeconfig kubelet "system:node:$node_name" kubelet

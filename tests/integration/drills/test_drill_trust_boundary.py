@@ -90,9 +90,19 @@ def attacks(ns, control):
         # A collateral change beyond the touched objects: allowed, reported by the verify.
         ("label an untouched Deployment", ["label", "deployment/frontend", "-n", ns, "drill-note=looked"], None,
          "no effect"),
-        # Allowed with edit (the monitoring still runs in the drill namespace), flagged on the scorecard.
-        ("write to the monitoring's config", ["annotate", "configmap", "prometheus-config", "-n", ns, "drill-note=x"],
-         None, "flagged"),
+        # The monitoring runs in the control namespace: queries yes, changes no.
+        ("edit the alert rules", ["patch", "configmap", "prometheus-config", "-n", control, "--type=merge",
+                                  "-p", '{"data":{"opsdrill-seed-alerts.yml":"groups: []"}}'], None, "refused"),
+        ("scale Prometheus to 0", ["scale", "deployment/prometheus", "-n", control, "--replicas=0"], None,
+         "refused"),
+        ("delete Alertmanager's pods", ["delete", "pods", "-l", "app=alertmanager", "-n", control], None,
+         "refused"),
+        ("query the alerts, as on-call does", ["get", "--raw", "/api/v1/namespaces/%s/services/prometheus:9090/proxy"
+                                               "/api/v1/alerts" % control], None, "allowed"),
+        # What the monitoring keeps in the drill namespace (the Service it finds pods by):
+        # allowed with edit, flagged on the scorecard.
+        ("write to the monitoring's scrape Service", ["annotate", "service", "backend-api-pods", "-n", ns,
+                                                      "drill-note=x"], None, "flagged"),
         ("take a workload out of the steady-state selector",
          ["label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=elsewhere", "--overwrite"], None,
          "flagged"),
@@ -154,7 +164,7 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
                            (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
         assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
-        decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged") and rc != 0]
+        decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged", "allowed") and rc != 0]
         assert decoys_failed == [], decoys_failed
 
         # The drill noticed the changed state, restored from its local copy and failed loudly.
@@ -191,7 +201,7 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         for argv in (("delete", "configmap", "opsdrill-drill-state", "-n", ns, "--ignore-not-found"),
                      ("delete", "lease", "opsdrill-restore-lock", "-n", ns, "--ignore-not-found"),
                      ("label", "deployment/frontend", "-n", ns, "drill-note-"),
-                     ("annotate", "configmap", "prometheus-config", "-n", ns, "drill-note-"),
+                     ("annotate", "service", "backend-api-pods", "-n", ns, "drill-note-"),
                      ("label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=opsdrill-seo-tool",
                       "--overwrite")):
             admin.run(*argv, check=False)

@@ -1,6 +1,8 @@
 """The lab is a real Kubernetes: DNS through CoreDNS, kernel OOM kills, config errors, audit."""
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -169,6 +171,40 @@ def test_pod_security_baseline_is_the_default(admin, scratch_namespace, spec_ext
            "spec": dict({"containers": [container]}, **spec_extra)}
     proc = admin.run("create", "-f", "-", input_text=json.dumps(pod), check=False)
     assert proc.returncode != 0 and "violates PodSecurity" in proc.stderr, proc.stderr
+
+
+def _etcd_version(pki, cert=None, plain=False):
+    """GET /version from the lab's etcd; returns the body, or the error's text."""
+    import http.client
+    import ssl
+    if plain:
+        conn = http.client.HTTPConnection("127.0.0.1", 2379, timeout=5)
+    else:
+        context = ssl.create_default_context(cafile=str(pki / "etcd-ca.crt"))
+        if cert:
+            context.load_cert_chain(str(pki / (cert + ".crt")), str(pki / (cert + ".key")))
+        conn = http.client.HTTPSConnection("127.0.0.1", 2379, timeout=5, context=context)
+    try:
+        conn.request("GET", "/version")
+        response = conn.getresponse()
+        return "HTTP %d %s" % (response.status, response.read().decode("utf-8", "replace"))
+    except (OSError, http.client.HTTPException) as exc:
+        return "refused: %s" % exc
+    finally:
+        conn.close()
+
+
+def test_etcd_answers_only_its_own_clients(lab):
+    """etcd holds every Secret in the clear: it speaks TLS only and wants a client certificate
+    from its own CA. The cluster CA's certificates (a trainee's, even the admin's) do not
+    open it."""
+    pki = Path(os.environ.get("OPSDRILL_LAB_DIR", "/var/lib/opsdrill-lab")) / "pki"
+    assert '"etcdserver"' in _etcd_version(pki, "apiserver-etcd-client")
+    assert _etcd_version(pki, plain=True).startswith(("refused", "HTTP 400"))
+    assert _etcd_version(pki).startswith("refused")
+    trainee = next(iter(lab["trainee_kubeconfigs"]))
+    for cert in ("trainee-" + trainee, "admin"):
+        assert _etcd_version(pki, cert).startswith("refused"), cert
 
 
 def test_rerunning_the_lab_playbook_changes_nothing(lab):

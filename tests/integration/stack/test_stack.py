@@ -4,10 +4,13 @@ import urllib.parse
 
 import pytest
 
+from kubectl import Kube
 from playbook import run_playbook
 
 pytestmark = pytest.mark.lab
 NAMESPACE = "seo-tool"
+# Standalone monitoring runs in the drill namespace's control namespace (snapshot.control_namespace).
+CONTROL = "opsdrill-ctl-" + NAMESPACE
 
 
 @pytest.fixture(scope="module")
@@ -17,8 +20,10 @@ def stack(admin):
     return admin
 
 
-def _proxy(kube, service, path):
-    return kube.run("get", "--raw", f"/api/v1/namespaces/{NAMESPACE}/services/{service}/proxy/{path.lstrip('/')}").stdout
+def _proxy(kube, service, path, namespace=None):
+    if namespace is None:
+        namespace = CONTROL if service.split(":")[0] in ("prometheus", "alertmanager") else NAMESPACE
+    return kube.run("get", "--raw", f"/api/v1/namespaces/{namespace}/services/{service}/proxy/{path.lstrip('/')}").stdout
 
 
 @pytest.mark.parametrize("selector", ["app=backend-api", "tier=frontend", "tier=worker", "app=api-gateway"])
@@ -33,8 +38,11 @@ def test_seed_kubectl_selectors_list_running_pods(stack, selector):
 def test_every_deployment_available_with_requests_and_limits(stack):
     deployments = stack.json("get", "deployments", "-n", NAMESPACE)["items"]
     names = {d["metadata"]["name"] for d in deployments}
-    assert {"backend-api", "api-gateway", "frontend", "worker", "postgres", "redis", "rank-api", "traffic",
-            "prometheus", "alertmanager"} <= names
+    assert {"backend-api", "api-gateway", "frontend", "worker", "postgres", "redis", "rank-api", "traffic"} <= names
+    monitoring = stack.json("get", "deployments", "-n", CONTROL)["items"]
+    assert {d["metadata"]["name"] for d in monitoring} == {"prometheus", "alertmanager"}
+    assert not {"prometheus", "alertmanager"} & names
+    deployments += monitoring
     total_request_mib = 0
     for deployment in deployments:
         assert deployment["status"].get("availableReplicas", 0) == deployment["spec"]["replicas"], deployment["metadata"]["name"]
@@ -87,6 +95,29 @@ def test_prometheus_scrapes_every_service(stack):
     assert stack.wait_for("every service's pods scraped", scraped_jobs, timeout=60, interval=2)
 
 
+def test_trainees_query_the_monitoring_but_cannot_change_it(stack, lab):
+    """Prometheus and Alertmanager run in the control namespace: a trainee queries them
+    through the API server's service proxy, as on-call does, and is refused everything else
+    there (the alert rules, the Deployments, the drill's objects)."""
+    trainee = Kube(lab["kubectl"], next(iter(lab["trainee_kubeconfigs"].values())))
+    alerts = json.loads(_proxy(trainee, "prometheus:9090", "/api/v1/alerts"))
+    assert alerts["status"] == "success"
+    assert json.loads(_proxy(trainee, "alertmanager:9093", "/api/v2/status"))["cluster"]["status"]
+    for argv in (("get", "configmap", "prometheus-config", "-n", CONTROL),
+                 ("annotate", "configmap", "prometheus-config", "-n", CONTROL, "drill-note=x"),
+                 ("scale", "deployment", "prometheus", "-n", CONTROL, "--replicas=0"),
+                 ("delete", "pods", "-n", CONTROL, "-l", "app=prometheus"),
+                 ("get", "--raw", f"/api/v1/namespaces/{CONTROL}/services/opsdrill-none:80/proxy/"),
+                 ("port-forward", "-n", CONTROL, "svc/prometheus", "19090:9090")):
+        proc = trainee.run(*argv, check=False, timeout=30)
+        assert proc.returncode != 0 and "forbidden" in proc.stderr.lower(), (argv, proc.stderr)
+    # Nothing changed: the admin sees Prometheus as setup left it.
+    prometheus = stack.json("get", "deployment", "prometheus", "-n", CONTROL)
+    assert prometheus["spec"]["replicas"] == 1 and prometheus["status"].get("availableReplicas") == 1
+    assert "drill-note" not in (stack.json("get", "configmap", "prometheus-config", "-n", CONTROL)
+                                ["metadata"].get("annotations") or {})
+
+
 def test_setup_check_mode_is_a_server_side_dry_run_with_nothing_to_change(stack):
     # kubernetes.core.k8s sends every rendered manifest with dryRun=All in check mode: the
     # real API server validates them, and a deployed stack has nothing left to change.
@@ -104,6 +135,7 @@ def test_setup_refuses_a_namespace_without_opt_in(stack):
         assert "has not opted in" in result.stdout
         objects = stack.run("get", "all,configmaps,secrets", "-n", "opsdrill-not-opted-in", "-o", "name").stdout.split()
         assert [o for o in objects if "kube-root-ca" not in o] == []
+        assert stack.run("get", "namespace", "opsdrill-ctl-opsdrill-not-opted-in", check=False).returncode != 0
     finally:
         stack.run("delete", "namespace", "opsdrill-not-opted-in", "--wait=false", check=False)
 
@@ -135,6 +167,9 @@ def test_teardown_removes_what_setup_created_and_nothing_else(stack):
     removed = run_playbook("teardown.yml", f"drill_namespace={namespace}")
     assert removed.returncode == 0, removed.stdout[-3000:]
     assert stack.run("get", "namespace", namespace, check=False).returncode != 0
+    # The control namespace (monitoring, drill state) goes too; its deletion is not waited for.
+    assert stack.wait_for("control namespace gone", lambda: stack.run(
+        "get", "namespace", "opsdrill-ctl-" + namespace, check=False).returncode != 0, timeout=90, interval=2)
     # The main stack is untouched.
     assert stack.json("get", "deployment", "backend-api", "-n", NAMESPACE)["status"]["availableReplicas"] >= 1
 

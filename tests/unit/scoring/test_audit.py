@@ -406,16 +406,17 @@ def test_drill_state_names_are_the_engines():
 
 
 @pytest.mark.parametrize('verb, uri, ref, request_object, action', [
-    # kubectl edit cm prometheus-config: the alert rules
-    ('patch', '/api/v1/namespaces/seo-tool/configmaps/prometheus-config',
-     {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'prometheus-config', 'apiVersion': 'v1'},
-     {'data': {'opsdrill-seed-alerts.yml': 'groups: []'}}, 'tamper_monitoring'),
-    ('update', '/apis/apps/v1/namespaces/seo-tool/deployments/alertmanager/scale',
-     {'resource': 'deployments', 'subresource': 'scale', 'namespace': 'seo-tool', 'name': 'alertmanager',
-      'apiGroup': 'apps', 'apiVersion': 'v1'}, {'spec': {'replicas': 0}}, 'tamper_monitoring'),
-    ('delete', '/api/v1/namespaces/seo-tool/pods/prometheus-5499987f99-n5pzh',
-     {'resource': 'pods', 'namespace': 'seo-tool', 'name': 'prometheus-5499987f99-n5pzh', 'apiVersion': 'v1'},
+    # the headless Service Prometheus finds backend-api's pods by
+    ('delete', '/api/v1/namespaces/seo-tool/services/backend-api-pods',
+     {'resource': 'services', 'namespace': 'seo-tool', 'name': 'backend-api-pods', 'apiVersion': 'v1'},
      None, 'tamper_monitoring'),
+    ('patch', '/api/v1/namespaces/seo-tool/services/api-gateway-pods',
+     {'resource': 'services', 'namespace': 'seo-tool', 'name': 'api-gateway-pods', 'apiVersion': 'v1'},
+     {'spec': {'selector': {'app': 'nothing'}}}, 'tamper_monitoring'),
+    # the alert rules in the control namespace: refused, and an attempt on the drill
+    ('patch', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps/prometheus-config',
+     {'resource': 'configmaps', 'namespace': 'opsdrill-ctl-seo-tool', 'name': 'prometheus-config',
+      'apiVersion': 'v1'}, {'data': {'opsdrill-seed-alerts.yml': 'groups: []'}}, 'read_drill_state'),
     # kubectl label deployment backend-api app.kubernetes.io/part-of-: out of the steady state
     ('patch', '/apis/apps/v1/namespaces/seo-tool/deployments/backend-api',
      {'resource': 'deployments', 'namespace': 'seo-tool', 'name': 'backend-api', 'apiGroup': 'apps', 'apiVersion': 'v1'},
@@ -433,14 +434,43 @@ def test_drill_state_names_are_the_engines():
 def test_writes_to_the_monitoring_and_the_selector_label_are_tampering(verb, uri, ref, request_object, action):
     items = classify(event(verb, uri, ref, level='Request', request=request_object))
     assert items and items[0].action == action, [(i.action, i.summary) for i in items]
-    if action.startswith('tamper'):
+    if action.startswith('tamper') or action == 'read_drill_state':
         assert items[0].category is None and not items[0].mutating
 
 
 def test_monitoring_names_are_the_monitoring_roles():
+    """The drill namespace keeps only the headless <app>-pods Services; the rest of the
+    monitoring (every other name the template gives) is in the control namespace."""
     import pathlib
     import re
-    template = (pathlib.Path(snapshot.__file__).parents[2] / 'roles' / 'monitoring' / 'templates'
-                / 'standalone.yaml.j2').read_text()
-    names = set(re.findall(r'^  name: ([a-z-]+)$', template, re.M))
-    assert audit.MONITORING_NAMES == names, names
+    import yaml
+    role = pathlib.Path(snapshot.__file__).parents[2] / 'roles' / 'monitoring'
+    apps = yaml.safe_load((role / 'defaults' / 'main.yml').read_text())['monitoring_scrape_apps']
+    assert audit.MONITORING_NAMES == {app + '-pods' for app in apps}
+    template = (role / 'templates' / 'standalone.yaml.j2').read_text()
+    assert '  name: {{ app }}-pods\n  namespace: {{ monitoring_namespace }}' in template
+    homed = re.findall(r'^  name: ([a-z-]+)\n  namespace: ([^\n]+)$', template, re.M)
+    assert {'prometheus', 'alertmanager'} <= {name for name, _ns in homed}
+    assert {where for _name, where in homed} == {'{{ _monitoring_home }}'}
+    assert audit.MONITORING_SERVICES == {'prometheus', 'alertmanager'}
+
+
+@pytest.mark.parametrize('name, service', [
+    ('prometheus:9090', 'prometheus'), ('http:alertmanager:9093', 'alertmanager'),
+    ('prometheus', 'prometheus'), ('https:prometheus', 'prometheus'), ('backend-api:80', 'backend-api')])
+def test_proxied_service(name, service):
+    assert audit.proxied_service(name) == service
+
+
+def test_a_prometheus_query_through_the_control_namespace_is_reviewing_metrics():
+    uri = '/api/v1/namespaces/opsdrill-ctl-seo-tool/services/prometheus:9090/proxy/api/v1/query?query=up'
+    ref = {'resource': 'services', 'subresource': 'proxy', 'namespace': 'opsdrill-ctl-seo-tool',
+           'name': 'prometheus:9090', 'apiVersion': 'v1'}
+    items = classify(event('get', uri, ref))
+    assert [(i.action, i.details['proxy_path']) for i in items] == [('view_metrics', '/api/v1/query')]
+    # Anything else there is still an attempt on the drill's own objects.
+    ref = {'resource': 'configmaps', 'namespace': 'opsdrill-ctl-seo-tool', 'name': 'prometheus-config',
+           'apiVersion': 'v1'}
+    items = classify(event('patch', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps/prometheus-config',
+                           ref, code=403))
+    assert [i.action for i in items] == ['read_drill_state']

@@ -180,16 +180,17 @@ def test_attempts_on_the_control_namespace_are_findings_that_validate(scorecard_
 
 
 def test_tampering_with_the_monitoring_is_a_finding_not_a_fix(scorecard_schema):
-    ref = {'resource': 'configmaps', 'namespace': 'seo-tool', 'name': 'prometheus-config', 'apiVersion': 'v1'}
-    event = audit_event('patch', '/api/v1/namespaces/seo-tool/configmaps/prometheus-config', ref,
+    # The headless Service Prometheus finds backend-api's pods by: without it, no metrics.
+    ref = {'resource': 'services', 'namespace': 'seo-tool', 'name': 'backend-api-pods', 'apiVersion': 'v1'}
+    event = audit_event('patch', '/api/v1/namespaces/seo-tool/services/backend-api-pods', ref,
                         '2026-11-22T17:30:52.462')
     event['level'] = 'Request'
-    event['requestObject'] = {'data': {'opsdrill-seed-alerts.yml': 'groups: []'}}
+    event['requestObject'] = {'spec': {'selector': {'app': 'nothing'}}}
     card = score_with(event)
     jsonschema.validate(json.loads(json.dumps(card)), scorecard_schema)
     found = [(f['what'], f['kind'], f['name'], f['shown']) for f in card['integrity']['findings']]
-    assert found == [('monitoring', 'configmap', 'prometheus-config', True)]
-    assert any("trainee-1 changed the drill's monitoring (configmap prometheus-config)" in w for w in card['warnings'])
+    assert found == [('monitoring', 'service', 'backend-api-pods', True)]
+    assert any("trainee-1 changed the drill's monitoring (service backend-api-pods)" in w for w in card['warnings'])
     assert "reached for the drill itself" in render_table(card)
-    assert not any('prometheus-config' in (a.get('summary') or '') for a in card.get('actions') or []
+    assert not any('backend-api-pods' in (a.get('summary') or '') for a in card.get('actions') or []
                    if a.get('fix') in ('cause', 'symptom'))

@@ -1,0 +1,35 @@
+"""Where the engine asks Prometheus: the standalone monitoring lives in the control namespace."""
+import pytest
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.opsdrill.drills.plugins.filter import control_namespace as control_filter
+from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
+from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("prometheus:9090", ("opsdrill-ctl-seo-tool", "prometheus", "9090")),
+    ("prometheus", ("opsdrill-ctl-seo-tool", "prometheus", "80")),
+    ("monitoring/kube-prometheus:9090", ("monitoring", "kube-prometheus", "9090")),
+])
+def test_service_of(given, expected):
+    assert prometheus_api.service_of("seo-tool", given) == expected
+
+
+def test_prometheus_get_goes_through_the_control_namespaces_service_proxy(monkeypatch):
+    asked = []
+    monkeypatch.setattr(prometheus_api.kube_client, "raw_get",
+                        lambda api, path, timeout, query: asked.append((path, query)) or (200, "{}"))
+    assert prometheus_api.prometheus_get(None, "seo-tool", "prometheus:9090", "/api/v1/alerts") == (200, "{}")
+    assert asked == [("/api/v1/namespaces/opsdrill-ctl-seo-tool/services/prometheus:9090/proxy/api/v1/alerts", None)]
+
+
+def test_the_filter_is_the_engines_control_namespace():
+    long_name = "n" * 60
+    filters = control_filter.FilterModule().filters()
+    assert filters["control_namespace"]("seo-tool") == snapshot.control_namespace("seo-tool") == "opsdrill-ctl-seo-tool"
+    assert filters["control_namespace"](long_name) == snapshot.control_namespace(long_name)
+    assert len(filters["control_namespace"](long_name)) <= 63
+    with pytest.raises(AnsibleFilterError, match="expects a drill namespace"):
+        filters["control_namespace"]("")
