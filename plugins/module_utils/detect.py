@@ -24,6 +24,7 @@ import urllib.parse
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
 
 __all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_readiness",
            "promql", "restart_counts", "unschedulable"]
@@ -397,8 +398,9 @@ class ClusterView:
     # -- Prometheus ----------------------------------------------------------------------
 
     def prometheus_get(self, path, query=None):
-        """(status, parsed JSON or None) from Prometheus: ``service:port`` in the
-        namespace through the API server's service proxy, or an http(s) URL."""
+        """(status, parsed JSON or None) from Prometheus: ``service:port`` in the drill
+        namespace's control namespace (or ``namespace/service:port``) through the API
+        server's service proxy, or an http(s) URL (prometheus_api.service_of)."""
         if self.prometheus.startswith(("http://", "https://")):
             url = self.prometheus.rstrip("/") + path
             if query:
@@ -408,9 +410,9 @@ class ClusterView:
                 return resp.getcode(), json.loads(resp.read().decode("utf-8"))
             except (OSError, ValueError) as exc:
                 return getattr(exc, "code", 0) or 0, None
-        service, port = (self.prometheus.split(":", 1) + ["80"])[:2]
+        where, service, port = prometheus_api.service_of(self.namespace, self.prometheus)
         proxy = "/api/v1/namespaces/%s/services/%s:%s/proxy%s" % (
-            urllib.parse.quote(self.namespace), urllib.parse.quote(service), port, path)
+            urllib.parse.quote(where), urllib.parse.quote(service), port, path)
         try:
             return 200, json.loads(self.client.request("GET", proxy, query=query, raw=True))
         except k8s_rest.ApiError as exc:

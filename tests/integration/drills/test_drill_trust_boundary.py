@@ -22,7 +22,9 @@ from kubectl import Kube
 
 pytestmark = pytest.mark.drill
 
-KEY = "outage/resources/memory_limits"
+# The fault touches a Service (its selector) and a Deployment (its pods restart): the team
+# can then change a touched object's immutable field, which the rollback must still undo.
+KEY = "outage/resources/network_problems"
 TARGET = "backend-api"
 RESPONSE_WINDOW_S = 45
 
@@ -87,6 +89,10 @@ def attacks(ns, control):
         ("plant a disarmed drill state in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_state,
          "no effect"),
         ("plant a restore lock in the drill namespace", ["create", "-n", ns, "-f", "-"], planted_lock, "no effect"),
+        # A touched Service switched to NodePort: allowed with edit; the rollback's replace is
+        # refused (422, the allocated nodePort) and it deletes and recreates the Service.
+        ("switch the touched Service to NodePort", ["patch", "service", TARGET, "-n", ns, "--type=merge",
+                                                    "-p", '{"spec":{"type":"NodePort"}}'], None, "no effect"),
         # A collateral change beyond the touched objects: allowed, reported by the verify.
         ("label an untouched Deployment", ["label", "deployment/frontend", "-n", ns, "drill-note=looked"], None,
          "no effect"),
@@ -174,6 +180,8 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         assert result.rc != 0 and "changed during the drill" in log, (result.rc, log[-3000:])
         events = drill_runner._timeline(artifacts)  # pylint: disable=protected-access
         names = [e["event"] for e in events]
+        # The attacks changed nothing the drill observes: its symptom and alert came as usual.
+        assert "symptom_observed" in names and "alert_firing" in names, names
         assert "verify_passed" in names, names
         verified = [e for e in events if e["event"] == "verify_passed"][-1]["data"]
         assert {"Deployment/frontend: changed", "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), \
@@ -187,6 +195,9 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
             (result.differences, result.leftovers)
         live = admin.json("get", "deployment", TARGET, "-n", ns)
         assert "planted" not in (live["metadata"].get("annotations") or {})
+        service = admin.json("get", "service", TARGET, "-n", ns)["spec"]
+        assert service["type"] == "ClusterIP" and "track" not in service["selector"], service
+        assert all("nodePort" not in port for port in service["ports"]), service
         assert admin.run("get", "configmap", "opsdrill-drill-state", "-n", ns, check=False).returncode == 0, \
             "the trainee's decoy in its own namespace is the trainee's, left alone"
         # The scorecard, from the API server's audit log: every kind of attempt is a finding for the

@@ -33,3 +33,24 @@ def test_the_filter_is_the_engines_control_namespace():
     assert len(filters["control_namespace"](long_name)) <= 63
     with pytest.raises(AnsibleFilterError, match="expects a drill namespace"):
         filters["control_namespace"]("")
+
+
+def test_the_cluster_views_queries_go_to_the_control_namespace():
+    """detect.ClusterView (symptom and alert checks) asks the same Prometheus as the modules."""
+    from ansible_collections.opsdrill.drills.plugins.module_utils import detect
+
+    class Client:
+        paths = []
+
+        def request(self, method, path, query=None, raw=False):
+            self.paths.append((method, path, query))
+            return '{"status": "success", "data": {"alerts": []}}'
+
+    client = Client()
+    view = detect.ClusterView(client, "seo-tool", "prometheus:9090")
+    assert view.prometheus_get("/api/v1/alerts") == (200, {"status": "success", "data": {"alerts": []}})
+    other = detect.ClusterView(client, "seo-tool", "monitoring/prom:9090")
+    other.prometheus_get("/api/v1/query", {"query": "up"})
+    assert client.paths == [
+        ("GET", "/api/v1/namespaces/opsdrill-ctl-seo-tool/services/prometheus:9090/proxy/api/v1/alerts", None),
+        ("GET", "/api/v1/namespaces/monitoring/services/prom:9090/proxy/api/v1/query", {"query": "up"})]
