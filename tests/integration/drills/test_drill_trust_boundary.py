@@ -2,7 +2,9 @@
 ``edit`` in the drill namespace) tries to read or break the drill, its rollback and its
 dead-man's switch, and to escape the namespace. Every attempt must be refused by the API
 server (RBAC 403, or Pod Security admission), or have no effect on the outcome; the drill
-still rolls back and verifies.
+still rolls back every touched object (a Service switched to NodePort included). Changes
+beyond the touched objects are reported by the verification; postgres scaled to 0 keeps
+the stack from its steady state, and the drill says so instead of passing.
 
 An admin also rewrites the drill state in the control namespace (what a trainee with more
 rights on a real cluster could do): the rollback must notice (HMAC, and the controller's
@@ -27,6 +29,9 @@ pytestmark = pytest.mark.drill
 KEY = "outage/resources/network_problems"
 TARGET = "backend-api"
 RESPONSE_WINDOW_S = 45
+# postgres, scaled to 0 by the team, keeps the stack from its steady state: the drill waits
+# this long for it after the rollback, then reports it.
+STEADY_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +114,9 @@ def attacks(ns, control):
         # allowed with edit, flagged on the scorecard.
         ("write to the monitoring's scrape Service", ["annotate", "service", "backend-api-pods", "-n", ns,
                                                       "drill-note=x"], None, "flagged"),
+        # Breaking a dependency the fault did not touch: allowed with edit; the rollback restores
+        # only touched objects, so the drill must say the stack did not come back, and why.
+        ("scale postgres to 0", ["scale", "deployment/postgres", "-n", ns, "--replicas=0"], None, "reported"),
         ("take a workload out of the steady-state selector",
          ["label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=elsewhere", "--overwrite"], None,
          "flagged"),
@@ -129,7 +137,8 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
                                                                     drill_output):
     ns = guard_namespace
     control = snapshot.control_namespace(ns)
-    runner = drill_runner.DrillRunner(KEY, ns, lab, drill_output, response_window_s=RESPONSE_WINDOW_S)
+    runner = drill_runner.DrillRunner(KEY, ns, lab, drill_output, response_window_s=RESPONSE_WINDOW_S,
+                                      extra_vars={"drill_engine_steady_timeout_s": STEADY_TIMEOUT_S})
     box, done = {}, threading.Event()
 
     def drill():
@@ -161,6 +170,10 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         patch = json.dumps({"data": {"snapshot.json": snapshot.encode(objects)}})
         admin.run("patch", "configmap", "opsdrill-drill-state", "-n", control, "--type=merge", "-p", patch)
 
+        # Once the drill has reported the stack that did not come back, the trainer brings
+        # postgres back (the harness then finds the steady state).
+        _wait_event(runner.artifacts_dir.parent, "verify_failed", done, timeout=600)
+        admin.run("scale", "deployment/postgres", "-n", ns, "--replicas=1")
         thread.join(timeout=900)
         result = box.get("result")
         lines = ["| attack | expected | kubectl rc | API server said |", "|---|---|---|---|"]
@@ -170,7 +183,8 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         refused_wrongly = [(n, rc, m) for n, e, rc, m in rows if e == "refused" and
                            (rc == 0 or not any(word in m for word in ("Forbidden", "forbidden", "violates PodSecurity")))]
         assert refused_wrongly == [], "attacks the API server did not refuse: %s" % refused_wrongly
-        decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged", "allowed") and rc != 0]
+        decoys_failed = [(n, m) for n, e, rc, m in rows if e in ("no effect", "flagged", "allowed", "reported")
+                         and rc != 0]
         assert decoys_failed == [], decoys_failed
 
         # The drill noticed the changed state, restored from its local copy and failed loudly.
@@ -182,10 +196,14 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
         names = [e["event"] for e in events]
         # The attacks changed nothing the drill observes: its symptom and alert came as usual.
         assert "symptom_observed" in names and "alert_firing" in names, names
-        assert "verify_passed" in names, names
-        verified = [e for e in events if e["event"] == "verify_passed"][-1]["data"]
-        assert {"Deployment/frontend: changed", "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), \
-            verified
+        # Every touched object equals its snapshot; the stack did not come back (postgres at 0),
+        # and the verification says so, naming the team's collateral changes.
+        assert "verify_failed" in names and "verify_passed" not in names, names
+        verified = [e for e in events if e["event"] == "verify_failed"][-1]["data"]
+        assert verified["differences"] == [] and verified["problems"], verified
+        assert {"Deployment/frontend: changed", "Deployment/postgres: changed", "Service/backend-api-pods: changed",
+                "ConfigMap/opsdrill-drill-state: appeared"} <= set(verified["collateral"]), verified
+        assert "did not verify" in log, log[-3000:]
         finished = [e for e in events if e["event"] == "rollback_finished"][-1]["data"]
         assert finished["source"] == "local" and "integrity" in finished["state_problem"], finished
         # From the cluster, independently: every touched object equals the local snapshot, the
@@ -213,6 +231,7 @@ def test_trainee_attacks_are_refused_and_the_drill_still_rolls_back(lab, admin, 
                      ("delete", "lease", "opsdrill-restore-lock", "-n", ns, "--ignore-not-found"),
                      ("label", "deployment/frontend", "-n", ns, "drill-note-"),
                      ("annotate", "service", "backend-api-pods", "-n", ns, "drill-note-"),
+                     ("scale", "deployment/postgres", "-n", ns, "--replicas=1"),
                      ("label", "deployment/worker", "-n", ns, "app.kubernetes.io/part-of=opsdrill-seo-tool",
                       "--overwrite")):
             admin.run(*argv, check=False)
