@@ -19,3 +19,14 @@ options:
     description: Kubeconfig context; default its current-context.
     type: str
 """
+
+    # The drill namespace option of every drill module (opsdrill.drills.cluster.drill_namespace).
+    DRILL_NAMESPACE = r"""
+options:
+  namespace:
+    description:
+      - Drill namespace. Its drill state, locks, dead-man's switch and standalone monitoring
+        are in its control namespace C(opsdrill-ctl-<namespace>).
+    type: str
+    required: true
+"""

@@ -18,13 +18,9 @@ description:
     for this drill namespace.
   - Removal is M(opsdrill.drills.drill_deadman)'s (O(opsdrill.drills.drill_deadman#module:remove_control_namespace)).
 author: opsdrill maintainers (@opsdrill)
-options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

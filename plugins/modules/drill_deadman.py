@@ -23,10 +23,6 @@ description:
   - In check mode nothing is written.
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   state:
     description: Armed, disarmed, or absent (objects removed, state untouched).
     type: str
@@ -80,6 +76,7 @@ options:
     default: ~/.local/share/opsdrill/watchdog
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -21,10 +21,6 @@ description:
     shows each object before and after (Secret values redacted).
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   entry:
     description: The resolved catalog entry.
     type: dict
@@ -38,6 +34,7 @@ options:
     type: path
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -18,10 +18,6 @@ description:
   - O(state=absent) releases it when O(holder) holds it (any holder with O(force)).
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   holder:
     description: The drill id holding the namespace.
     type: str
@@ -44,6 +40,7 @@ options:
     default: false
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -21,10 +21,6 @@ description:
   - In check mode the restore only reports the differences it would repair.
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   mode:
     description: Restore, or only verify.
     type: str
@@ -51,6 +47,7 @@ options:
     type: path
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -20,10 +20,6 @@ description:
   - In check mode nothing is written; the objects that would be snapshotted are returned.
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   entry:
     description: The resolved catalog entry (C(opsdrill.drills.drill_catalog) lookup).
     type: dict
@@ -44,6 +40,7 @@ options:
     type: path
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

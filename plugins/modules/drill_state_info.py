@@ -15,13 +15,9 @@ description:
     snapshotted objects (names only; no Secret values).
   - Read-only.
 author: opsdrill maintainers (@opsdrill)
-options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -20,10 +20,6 @@ description:
     C(opsdrill.drills.drill_scorecard) callback shows as one progress line while retrying.
 author: opsdrill maintainers (@opsdrill)
 options:
-  namespace:
-    description: Drill namespace.
-    type: str
-    required: true
   condition:
     description: What to check.
     type: str
@@ -68,6 +64,7 @@ options:
     default: app.kubernetes.io/part-of=opsdrill-seo-tool
 extends_documentation_fragment:
   - opsdrill.drills.cluster
+  - opsdrill.drills.cluster.drill_namespace
 """
 
 EXAMPLES = r"""

@@ -16,7 +16,7 @@ description:
 author: opsdrill maintainers (@opsdrill)
 options:
   namespace:
-    description: Namespace of the Prometheus Service (service proxy mode).
+    description: Drill namespace; a C(service:port) O(prometheus) is in its control namespace.
     type: str
     required: true
   prometheus:
