@@ -134,6 +134,7 @@ class DrillResult:
     alert_s: float | None = None              # firing in Prometheus, seen by this monitor
     alert_engine_s: float | None = None
     alert_within_s: int | None = None
+    alert_for_s: float | None = None          # the rule's `for:`, from Prometheus' /api/v1/rules
     rollback_s: float | None = None           # rollback_started -> rollback_finished
     rollback_to_steady_s: float | None = None  # rollback_started -> steady state (timeline)
     verify: str | None = None
@@ -204,6 +205,18 @@ class DrillRunner:
         view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
         return view.alert_state(alert) == "firing"
 
+    def _alert_for_s(self, alert):
+        """The alert rule's `for:` in seconds, as Prometheus loaded it (None: not found)."""
+        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
+        status, payload = view.prometheus_get("/api/v1/rules")
+        if status != 200 or not payload:
+            return None
+        for group in payload.get("data", {}).get("groups", []):
+            for rule in group.get("rules", []):
+                if rule.get("type") == "alerting" and rule.get("name") == alert:
+                    return float(rule.get("duration", 0))
+        return None
+
     def _symptom(self, since, baseline):
         view = detect.ClusterView(self.client, self.namespace, "prometheus:9090", since, baseline)
         met, _detail = detect.evaluate(self.entry["symptom"]["detect"], view)
@@ -272,6 +285,7 @@ class DrillRunner:
                                          % (self.namespace, self.key, result.symptom_s, now - first_seen))
                         if result.alert_s is None and self._alert_firing(self.entry["alert"]):
                             result.alert_s = round(now - injected, 1)
+                            result.alert_for_s = self._alert_for_s(self.entry["alert"])
                             self.say("[%s] %s: %s firing after %.1f s"
                                      % (self.namespace, self.key, self.entry["alert"], result.alert_s))
                     except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:

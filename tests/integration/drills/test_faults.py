@@ -36,6 +36,11 @@ def _timing_problem(result):
         return "kubectl/Prometheus showed the symptom after %s s (documented: %s s)" % (result.symptom_s, result.symptom_within_s)
     if result.alert_s is None or result.alert_s > result.alert_within_s + MONITOR_SLACK_S:
         return "Prometheus showed the seed alert firing after %s s (documented: %s s)" % (result.alert_s, result.alert_within_s)
+    # An alert cannot fire sooner than its rule's `for:` after the fault began: one that did
+    # was already pending before the injection, and is not the drill's.
+    if result.alert_for_s is None or result.alert_s < result.alert_for_s:
+        return "Prometheus showed the seed alert firing %s s after the injection, sooner than its for: (%s s)" % (
+            result.alert_s, result.alert_for_s)
     return None
 
 
