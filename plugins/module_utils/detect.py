@@ -24,6 +24,7 @@ import urllib.parse
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
 
 __all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_readiness",
@@ -411,8 +412,7 @@ class ClusterView:
             except (OSError, ValueError) as exc:
                 return getattr(exc, "code", 0) or 0, None
         where, service, port = prometheus_api.service_of(self.namespace, self.prometheus)
-        proxy = "/api/v1/namespaces/%s/services/%s:%s/proxy%s" % (
-            urllib.parse.quote(where), urllib.parse.quote(service), port, path)
+        proxy = kube_client.service_proxy_path(where, service, port, path)
         try:
             return 200, json.loads(self.client.request("GET", proxy, query=query, raw=True))
         except k8s_rest.ApiError as exc:

@@ -427,14 +427,7 @@ class AuditLogSource(EvidenceSource):
 
         monitoring_query = (resource == 'services' and subresource == 'proxy'
                             and proxied_service(name) in MONITORING_SERVICES)
-        if monitoring_query:
-            target = unquote(split.path.split('/proxy', 1)[-1]) or '/'
-            details['proxy_path'] = target
-            action = 'view_metrics'
-            summary = '%s %s of %s through the API server proxy' % (
-                'read' if ok else 'tried to read', target, proxied_service(name))
-            mutating = False
-        elif control and not names_drill_state(verb, resource, name):
+        if control and not monitoring_query and not names_drill_state(verb, resource, name):
             action = 'read_drill_state'
             summary = "%s the drill's own objects (%s %s %s)" % (
                 'reached' if ok else 'tried to reach', verb, resource, where)
@@ -482,7 +475,7 @@ class AuditLogSource(EvidenceSource):
         elif resource in ('pods', 'services') and subresource == 'proxy':
             target = unquote(split.path.split('/proxy', 1)[-1]) or '/'
             details['proxy_path'] = target
-            if 'metrics' in target:
+            if 'metrics' in target or monitoring_query:
                 action, summary = 'view_metrics', 'read %s through the API server proxy of %s' % (target, where)
             else:
                 action, summary = 'test_endpoint', 'requested %s through the API server proxy of %s' % (target, where)
