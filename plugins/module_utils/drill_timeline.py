@@ -124,7 +124,31 @@ EVENT_ARGUMENT_SPEC = {
     "at": {"type": "float"},
     "artifacts_dir": {"type": "path"},
     "artifacts_base": {"type": "path", "default": "~/.local/share/opsdrill/drills"},
+    "files": {"type": "dict", "default": {}},
 }
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}$")
+
+
+def _check_file_name(name):
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or name == FILENAME:
+        raise TimelineError("files: %r is not a file name for the artifacts dir (letters, digits, '.', '_', '-'; "
+                            "not %s)" % (name, FILENAME))
+
+
+def write_private(artifacts_dir, name, text):
+    """Write ``<artifacts_dir>/<name>`` (dir 0700, file 0600: the trainer's eyes only),
+    replacing it whole. ``name`` is a plain file name. Returns the path."""
+    _check_file_name(name)
+    os.makedirs(artifacts_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(artifacts_dir, name)
+    partial = path + ".partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(partial, path)
+    return path
 
 
 def record_event(params, check_mode=False):
@@ -132,7 +156,15 @@ def record_event(params, check_mode=False):
     (bad event or drill) or OSError (the timeline cannot be written)."""
     record = make_event(params["event"], params["drill"], params["data"], now=params["at"])
     artifacts_dir = params["artifacts_dir"] or os.path.join(params["artifacts_base"], record["drill_id"])
+    files = params.get("files") or {}
+    for name, text in files.items():
+        _check_file_name(name)
+        if not isinstance(text, str):
+            raise TimelineError("files: the content of %s is not text" % name)
+    written = []
     if not check_mode:
+        # The files first: the event says they are there.
+        written = [write_private(artifacts_dir, name, text) for name, text in sorted(files.items())]
         append(artifacts_dir, record)
     return {"changed": not check_mode, "drill_artifacts_dir": artifacts_dir,
-            "timeline_file": os.path.join(artifacts_dir, FILENAME), "record": record}
+            "timeline_file": os.path.join(artifacts_dir, FILENAME), "record": record, "files": written}

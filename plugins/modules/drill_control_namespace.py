@@ -46,11 +46,15 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.CLUSTER_ARGUMENT_SPEC),
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.CLUSTER_ARGUMENT_SPEC),
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     namespace = module.params["namespace"]
     name = snapshot.control_namespace(namespace)
     try:
@@ -61,6 +65,10 @@ def main():
     except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError) as exc:
         module.fail_json(msg="control namespace of %s: %s" % (namespace, exc), name=name)
     module.exit_json(changed=missing, name=name)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

@@ -133,27 +133,31 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog  # noqa: F401 pylint: disable=unused-import
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            state={"type": "str", "choices": ["armed", "disarmed", "absent"], "default": "armed"},
-            remove_state={"type": "bool", "default": False},
-            remove_control_namespace={"type": "bool", "default": False},
-            drill_id={"type": "str"},
-            deadline={"type": "float"},
-            image={"type": "str", "default": "python:3.12-slim"},
-            image_pull_policy={"type": "str", "choices": ["Always", "IfNotPresent", "Never"],
-                               "default": "IfNotPresent"},
-            poll_s={"type": "int", "default": 5},
-            watchdog={"type": "bool", "default": True},
-            watch_pid={"type": "int"},
-            artifacts_dir={"type": "path"},
-            watchdog_dir={"type": "path", "default": "~/.local/share/opsdrill/watchdog"},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        required_if=[("state", "armed", ("drill_id", "deadline"))],
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        state={"type": "str", "choices": ["armed", "disarmed", "absent"], "default": "armed"},
+        remove_state={"type": "bool", "default": False},
+        remove_control_namespace={"type": "bool", "default": False},
+        drill_id={"type": "str"},
+        deadline={"type": "float"},
+        image={"type": "str", "default": "python:3.12-slim"},
+        image_pull_policy={"type": "str", "choices": ["Always", "IfNotPresent", "Never"],
+                           "default": "IfNotPresent"},
+        poll_s={"type": "int", "default": 5},
+        watchdog={"type": "bool", "default": True},
+        watch_pid={"type": "int"},
+        artifacts_dir={"type": "path"},
+        watchdog_dir={"type": "path", "default": "~/.local/share/opsdrill/watchdog"},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    required_if=[("state", "armed", ("drill_id", "deadline"))],
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace = params["namespace"]
     result = {"changed": True, "objects": [], "watchdog_pid": None, "watched_pid": None}
@@ -200,6 +204,10 @@ def main():
         module.fail_json(msg=str(exc), **result)
     result["checked_at"] = time.time()
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

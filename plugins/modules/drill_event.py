@@ -48,6 +48,13 @@ options:
     description: Directory holding one artifacts dir per drill id.
     type: path
     default: ~/.local/share/opsdrill/drills
+  files:
+    description:
+      - Files to write into the artifacts dir before the event, as a dict of file name to text, e.g. the
+        trainer briefing with C(briefing_written). Each is replaced whole, with mode 0600.
+      - Names are plain file names (letters, digits, C(.), C(_), C(-)), never C(timeline.jsonl).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -74,6 +81,11 @@ record:
   description: The line written.
   returned: always
   type: dict
+files:
+  description: The paths of the files written (none in check mode).
+  returned: always
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -113,16 +113,20 @@ def _record_releases(path, entry, live, ops):
     return {"path": repo.path, "commits": commits}
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            entry={"type": "dict", "required": True},
-            drill={"type": "dict", "required": True},
-            deploy_repo={"type": "path"},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        entry={"type": "dict", "required": True},
+        drill={"type": "dict", "required": True},
+        deploy_repo={"type": "path"},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace, entry = params["namespace"], params["entry"]
     try:
@@ -150,6 +154,10 @@ def main():
             except deploy_repo.DeployRepoError as exc:
                 module.warn("the release is live but not in the deploy repository: %s" % exc)
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

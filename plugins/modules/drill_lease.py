@@ -95,19 +95,23 @@ def _state_armed(client, namespace):
         return True
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            holder={"type": "str"},
-            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
-            duration_s={"type": "int", "default": 3600},
-            info={"type": "dict", "default": {}},
-            force={"type": "bool", "default": False},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        required_if=[("state", "present", ("holder",))],
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        holder={"type": "str"},
+        state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+        duration_s={"type": "int", "default": 3600},
+        info={"type": "dict", "default": {}},
+        force={"type": "bool", "default": False},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    required_if=[("state", "present", ("holder",))],
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace = params["namespace"]
     try:
@@ -129,6 +133,10 @@ def main():
     spec = lease.get("spec") or {}
     module.exit_json(changed=changed, action=action, holder=spec.get("holderIdentity"),
                      acquire_time=spec.get("acquireTime"))
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

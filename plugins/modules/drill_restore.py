@@ -197,18 +197,22 @@ def _local(path):
     return data["state"], list(data.get("snapshot") or [])
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            mode={"type": "str", "choices": ["restore", "verify"], "default": "restore"},
-            fail_on_difference={"type": "bool", "default": True},
-            deploy_repo={"type": "path"},
-            local_state={"type": "path"},
-            scrub_local_secrets={"type": "bool", "default": False},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        mode={"type": "str", "choices": ["restore", "verify"], "default": "restore"},
+        fail_on_difference={"type": "bool", "default": True},
+        deploy_repo={"type": "path"},
+        local_state={"type": "path"},
+        scrub_local_secrets={"type": "bool", "default": False},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace = params["namespace"]
     result = {"changed": False, "found": False, "ok": True, "differences": []}
@@ -257,6 +261,10 @@ def main():
                          % (namespace, outcome.get("error") or "differences remain",
                             "".join("\n  " + line for line in result["differences"])), **result)
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

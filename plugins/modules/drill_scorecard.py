@@ -229,29 +229,33 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.reports im
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.scorer import summarize
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            artifacts_dir=dict(type='path'),
-            timeline_file=dict(type='path'),
-            audit_log=dict(type='path'),
-            audit_log_command=dict(type='list', elements='str'),
-            desk_file=dict(type='path'),
-            desk_entries=dict(type='list', elements='dict'),
-            trainer_marks=dict(type='dict'),
-            trainer_marks_file=dict(type='path'),
-            trainees=dict(type='list', elements='str', default=[]),
-            trainee_groups=dict(type='list', elements='str', default=['opsdrill:trainees']),
-            namespaces=dict(type='list', elements='str'),
-            rubric_file=dict(type='path'),
-            catalog_entry=dict(type='dict'),
-            catalog_entry_file=dict(type='path'),
-            write_reports=dict(type='bool', default=True),
-            return_scorecard=dict(type='bool', default=False),
-        ),
-        required_one_of=[('artifacts_dir', 'timeline_file')],
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        artifacts_dir=dict(type='path'),
+        timeline_file=dict(type='path'),
+        audit_log=dict(type='path'),
+        audit_log_command=dict(type='list', elements='str'),
+        desk_file=dict(type='path'),
+        desk_entries=dict(type='list', elements='dict'),
+        trainer_marks=dict(type='dict'),
+        trainer_marks_file=dict(type='path'),
+        trainees=dict(type='list', elements='str', default=[]),
+        trainee_groups=dict(type='list', elements='str', default=['opsdrill:trainees']),
+        namespaces=dict(type='list', elements='str'),
+        rubric_file=dict(type='path'),
+        catalog_entry=dict(type='dict'),
+        catalog_entry_file=dict(type='path'),
+        write_reports=dict(type='bool', default=True),
+        return_scorecard=dict(type='bool', default=False),
+    ),
+    required_one_of=[('artifacts_dir', 'timeline_file')],
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     p = module.params
     artifacts_dir = p['artifacts_dir'] or os.path.dirname(p['timeline_file'])
 
@@ -293,6 +297,10 @@ def main():
     if p['return_scorecard']:
         result['scorecard'] = scorecard
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == '__main__':

@@ -95,18 +95,22 @@ def write_local_copy(artifacts_dir, state, objects, entry, inventory=None):
     return path
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            entry={"type": "dict", "required": True},
-            drill={"type": "dict", "required": True},
-            deadline={"type": "float", "required": True},
-            seed={"type": "int"},
-            artifacts_dir={"type": "path"},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        entry={"type": "dict", "required": True},
+        drill={"type": "dict", "required": True},
+        deadline={"type": "float", "required": True},
+        seed={"type": "int"},
+        artifacts_dir={"type": "path"},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace, entry = params["namespace"], params["entry"]
     try:
@@ -129,6 +133,10 @@ def main():
     module.exit_json(changed=True, objects=[snapshot.ref_of(o) for o in objects],
                      created=state["created"], local_file=local_file,
                      secret_snapshot=any(o.get("kind") == "Secret" for o in objects))
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

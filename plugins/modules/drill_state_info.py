@@ -63,11 +63,15 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.CLUSTER_ARGUMENT_SPEC),
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(namespace={"type": "str", "required": True}, **engine_client.CLUSTER_ARGUMENT_SPEC),
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     namespace = module.params["namespace"]
     try:
         client = engine_client.connect(module.params["kubeconfig"], module.params["context"])
@@ -86,6 +90,10 @@ def main():
     drill["namespace"] = state.get("namespace") or namespace
     module.exit_json(changed=False, exists=True, intact=True, drill=drill, state=state,
                      objects=[snapshot.ref_of(o) for o in objects])
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

@@ -71,16 +71,20 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KI
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "namespace": {"type": "str", "required": True},
-            "allow_missing": {"type": "bool", "default": False},
-            "workloads": {"type": "list", "elements": "str", "default": []},
-            **engine_client.CLUSTER_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec={
+        "namespace": {"type": "str", "required": True},
+        "allow_missing": {"type": "bool", "default": False},
+        "workloads": {"type": "list", "elements": "str", "default": []},
+        **engine_client.CLUSTER_ARGUMENT_SPEC,
+    },
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     api, version = kube_client.module_api_client(module, check=True)
     labels, exists = {}, True
@@ -110,6 +114,10 @@ def main():
                              f"aim the fault with -e target=NAME or Kind/NAME at a workload there",
                          exists=exists, opted_in=True, missing=missing)
     module.exit_json(changed=False, exists=exists, opted_in=labels.get(OPT_IN_LABEL) == "true", server_version=version)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

@@ -137,24 +137,28 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import engine_clie
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            namespace={"type": "str", "required": True},
-            condition={"type": "str", "choices": ["symptom", "alert"], "required": True},
-            detect={"type": "dict"},
-            alert={"type": "str"},
-            since={"type": "float"},
-            confirm_s={"type": "float", "default": 0},
-            poll_s={"type": "float", "default": 0},
-            timeout_at={"type": "float"},
-            baseline={"type": "dict", "default": {}},
-            prometheus={"type": "str", "default": "prometheus:9090"},
-            label_selector={"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
-            **engine_client.CLUSTER_ARGUMENT_SPEC),
-        required_if=[("condition", "symptom", ("detect",)), ("condition", "alert", ("alert",))],
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec=dict(
+        namespace={"type": "str", "required": True},
+        condition={"type": "str", "choices": ["symptom", "alert"], "required": True},
+        detect={"type": "dict"},
+        alert={"type": "str"},
+        since={"type": "float"},
+        confirm_s={"type": "float", "default": 0},
+        poll_s={"type": "float", "default": 0},
+        timeout_at={"type": "float"},
+        baseline={"type": "dict", "default": {}},
+        prometheus={"type": "str", "default": "prometheus:9090"},
+        label_selector={"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
+        **engine_client.CLUSTER_ARGUMENT_SPEC),
+    required_if=[("condition", "symptom", ("detect",)), ("condition", "alert", ("alert",))],
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     try:
         client = engine_client.connect(params["kubeconfig"], params["context"], timeout=15, check=False)
@@ -172,6 +176,10 @@ def main():
             break
         time.sleep(min(params["poll_s"], max(0.0, params["timeout_at"] - time.time())))
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 def check_once(client, params, since):

@@ -84,17 +84,21 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import steady_stat
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "namespace": {"type": "str", "required": True},
-            "prometheus": {"type": "str", "default": "prometheus:9090"},
-            "path": {"type": "str", "default": "/api/v1/alerts"},
-            "query": {"type": "dict", "default": {}},
-            **engine_client.CLUSTER_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec={
+        "namespace": {"type": "str", "required": True},
+        "prometheus": {"type": "str", "default": "prometheus:9090"},
+        "path": {"type": "str", "default": "/api/v1/alerts"},
+        "query": {"type": "dict", "default": {}},
+        **engine_client.CLUSTER_ARGUMENT_SPEC,
+    },
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     api = None
     if not params["prometheus"].startswith(("http://", "https://")):
@@ -114,6 +118,10 @@ def main():
             result["alerts_firing"] = steady_state.firing_alerts(payload)
             result["alerts_pending"] = steady_state.pending_alerts(payload)
     module.exit_json(**result)
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

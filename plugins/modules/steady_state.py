@@ -92,18 +92,22 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import steady_stat
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={
-            "namespace": {"type": "str", "required": True},
-            "label_selector": {"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
-            "health_services": {"type": "list", "elements": "str", "default": []},
-            "prometheus": {"type": "str", "default": ""},
-            "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
-            **engine_client.CLUSTER_ARGUMENT_SPEC,
-        },
-        supports_check_mode=True,
-    )
+SPEC = dict(
+    argument_spec={
+        "namespace": {"type": "str", "required": True},
+        "label_selector": {"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
+        "health_services": {"type": "list", "elements": "str", "default": []},
+        "prometheus": {"type": "str", "default": ""},
+        "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
+        **engine_client.CLUSTER_ARGUMENT_SPEC,
+    },
+    supports_check_mode=True,
+)
+
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     namespace = params["namespace"]
     api, _version = kube_client.module_api_client(module)
@@ -143,6 +147,10 @@ def main():
 
     module.exit_json(changed=False, healthy=not problems, problems=problems, alerts_firing=firing,
                      alerts_pending=pending, pods_ready=f"{ready}/{len(pods)}")
+
+
+def main():
+    run(AnsibleModule(**SPEC))
 
 
 if __name__ == "__main__":

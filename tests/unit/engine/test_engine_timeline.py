@@ -60,3 +60,43 @@ def test_append_writes_private_json_lines_the_scorer_reads(tmp_path):
 def test_drill_id_for():
     assert tl.drill_id_for("seo-tool", 1795368600) == "seo-tool-20261122T173000Z"
     assert tl.drill_id_for("seo-tool", 1795368600, "ab12") == "seo-tool-20261122T173000Z-ab12"
+
+
+def test_event_files_are_written_private_before_the_event(tmp_path):
+    art = tmp_path / "drill"
+    result = tl.record_event({"event": "briefing_written", "drill": DRILL, "data": {}, "at": None,
+                              "artifacts_dir": str(art), "artifacts_base": None,
+                              "files": {"briefing.md": "# hidden fault\n", "briefing.json": "{}\n"}})
+    assert sorted(os.path.basename(p) for p in result["files"]) == ["briefing.json", "briefing.md"]
+    assert (art / "briefing.md").read_text() == "# hidden fault\n"
+    assert stat.S_IMODE(os.stat(art).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(art / "briefing.md").st_mode) == 0o600
+    assert [json.loads(line)["event"] for line in (art / "timeline.jsonl").read_text().splitlines()] == ["briefing_written"]
+    # Written whole again, no partial file left.
+    tl.record_event({"event": "briefing_written", "drill": DRILL, "data": {}, "at": None, "artifacts_dir": str(art),
+                     "artifacts_base": None, "files": {"briefing.md": "short\n"}})
+    assert (art / "briefing.md").read_text() == "short\n"
+    assert sorted(os.listdir(art)) == ["briefing.json", "briefing.md", "timeline.jsonl"]
+
+
+@pytest.mark.parametrize("name", ["../escape", "sub/dir.md", ".hidden", "timeline.jsonl", ""])
+def test_event_file_names_stay_in_the_artifacts_dir(tmp_path, name):
+    with pytest.raises(tl.TimelineError, match="files: "):
+        tl.record_event({"event": "briefing_written", "drill": DRILL, "data": {}, "at": None,
+                         "artifacts_dir": str(tmp_path / "drill"), "artifacts_base": None, "files": {name: "x"}})
+    assert not (tmp_path / "drill" / "timeline.jsonl").exists()
+
+
+def test_event_files_are_not_written_in_check_mode(tmp_path):
+    result = tl.record_event({"event": "briefing_written", "drill": DRILL, "data": {}, "at": None,
+                              "artifacts_dir": str(tmp_path / "drill"), "artifacts_base": None,
+                              "files": {"briefing.md": "x"}}, check_mode=True)
+    assert result["files"] == [] and not (tmp_path / "drill").exists()
+
+
+def test_one_bad_file_name_writes_none_of_the_files(tmp_path):
+    with pytest.raises(tl.TimelineError, match="'a/b'"):
+        tl.record_event({"event": "briefing_written", "drill": DRILL, "data": {}, "at": None,
+                         "artifacts_dir": str(tmp_path / "drill"), "artifacts_base": None,
+                         "files": {"a.md": "x", "a/b": "y", "z.md": "z"}})
+    assert not (tmp_path / "drill").exists()

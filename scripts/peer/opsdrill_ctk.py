@@ -1,0 +1,70 @@
+"""Chaos Toolkit provider functions for the peer benchmark (scripts/bench_peer.py).
+
+Chaos Toolkit probes are single shots and chaostoolkit-kubernetes has no generic replace,
+so the experiment calls these few functions where its own ones do not reach: replace a
+Deployment, and poll (every ``interval`` s, like the drill engine's 2 s) until an alert is
+in a state or the namespace is healthy. They use what Chaos Toolkit uses: the official
+``kubernetes`` client configured by chaostoolkit-kubernetes, and chaostoolkit-prometheus'
+query. Runs in Chaos Toolkit's venv, not in opsdrill's.
+"""
+import time
+
+import requests
+from chaoslib.exceptions import ActivityFailed
+from chaosk8s import create_k8s_api_client
+from chaosk8s.pod.probes import all_pods_healthy
+from chaosprometheus.probes import query
+from kubernetes import client
+
+__all__ = ["alert_state", "health_status", "replace_deployment", "until_alert", "until_healthy"]
+
+
+def replace_deployment(name, ns, body, secrets=None):
+    """PUT a whole Deployment (the fault's, or the snapshot's for the rollback)."""
+    apps = client.AppsV1Api(create_k8s_api_client(secrets))
+    apps.replace_namespaced_deployment(name, ns, body)
+    return True
+
+
+def alert_state(alertname, configuration=None, secrets=None):
+    """firing, pending or inactive, from Prometheus' ALERTS series."""
+    result = query('ALERTS{alertname="%s"}' % alertname, configuration=configuration, secrets=secrets)
+    states = {sample["metric"].get("alertstate") for sample in result["data"]["result"]}
+    return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
+
+
+def until_alert(alertname, state, timeout=300, interval=2, configuration=None, secrets=None):
+    deadline = time.time() + timeout
+    while True:
+        current = alert_state(alertname, configuration, secrets)
+        if current == state:
+            return current
+        if time.time() >= deadline:
+            raise ActivityFailed("%s is %s, not %s, after %s s" % (alertname, current, state, timeout))
+        time.sleep(interval)
+
+
+def health_status(ns, services, port=8080, path="/health", configuration=None):
+    """The worst HTTP status of the services' health endpoints (API server proxy)."""
+    base = configuration["kube_proxy_url"]
+    worst = 200
+    for service in services:
+        url = "%s/api/v1/namespaces/%s/services/%s:%s/proxy%s" % (base, ns, service, port, path)
+        try:
+            status = requests.get(url, timeout=5).status_code
+        except requests.RequestException:
+            status = 599
+        worst = max(worst, status)
+    return worst
+
+
+def until_healthy(ns, services, port=8080, timeout=300, interval=2, configuration=None, secrets=None):
+    """All pods running and ready, every health endpoint 200."""
+    deadline = time.time() + timeout
+    while True:
+        pods_ok = all_pods_healthy(ns, raise_on_any_unhealthy=False, secrets=secrets)
+        if pods_ok and health_status(ns, services, port, configuration=configuration) == 200:
+            return True
+        if time.time() >= deadline:
+            raise ActivityFailed("namespace %s not healthy after %s s" % (ns, timeout))
+        time.sleep(interval)
