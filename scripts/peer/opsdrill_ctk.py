@@ -16,7 +16,7 @@ from chaosk8s.pod.probes import all_pods_healthy
 from chaosprometheus.probes import query
 from kubernetes import client
 
-__all__ = ["alert_state", "health_status", "replace_deployment", "until_alert", "until_healthy"]
+__all__ = ["alert_state", "health_status", "replace_deployment", "until_alert", "until_healthy", "until_not_firing"]
 
 
 def replace_deployment(name, ns, body, secrets=None):
@@ -41,6 +41,18 @@ def until_alert(alertname, state, timeout=300, interval=2, configuration=None, s
             return current
         if time.time() >= deadline:
             raise ActivityFailed("%s is %s, not %s, after %s s" % (alertname, current, state, timeout))
+        time.sleep(interval)
+
+
+def until_not_firing(alertnames, timeout=300, interval=2, configuration=None, secrets=None):
+    """Until none of the alerts fires (pending is allowed: the drill engine's steady state)."""
+    deadline = time.time() + timeout
+    while True:
+        firing = [name for name in alertnames if alert_state(name, configuration, secrets) == "firing"]
+        if not firing:
+            return True
+        if time.time() >= deadline:
+            raise ActivityFailed("still firing after %s s: %s" % (timeout, ", ".join(firing)))
         time.sleep(interval)
 
 
