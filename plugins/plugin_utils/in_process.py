@@ -79,8 +79,8 @@ class InProcessAction(ActionBase):
         # The play's inherited environment is a list of (mostly empty) dicts.
         if self._play_context.become or any(self._task.environment or []):
             return False
-        connection = task_vars.get("ansible_connection") or self._play_context.connection
-        return connection in _LOCAL
+        # The connection this task really uses (delegate_to included).
+        return getattr(self._connection, "transport", None) in _LOCAL
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}

@@ -57,11 +57,22 @@ PLAYBOOK = """
         condition: sometime
       register: here_bad
       ignore_errors: true
+    - name: Delegated to a host over ssh, the module must run there
+      opsdrill.drills.drill_state_info:
+        namespace: seo-tool
+        kubeconfig: /nonexistent/kubeconfig
+      delegate_to: elsewhere
+      vars:
+        ansible_host: 127.0.0.1
+        ansible_port: 1
+        ansible_connection: ssh
+      register: delegated
+      ignore_unreachable: true
     - name: Keep the results
       ansible.builtin.copy:
         dest: %(out)s
         content: "{{ {'here': here, 'there': there, 'here_fail': here_fail, 'there_fail': there_fail,
-                      'here_bad': here_bad} | to_json }}"
+                      'here_bad': here_bad, 'delegated': delegated} | to_json }}"
         mode: "0600"
 """
 
@@ -144,3 +155,9 @@ def test_stand_in_runs_commands_without_a_shell():
     assert (rc, out) == (0, "a;b")
     rc, _out, err = in_process.ControllerModule.run_command(["/nonexistent/cmd"])
     assert rc == 127 and "nonexistent" in err
+
+
+def test_a_task_delegated_over_ssh_is_not_run_in_the_worker(runs):
+    results, _log = runs
+    assert results["delegated"].get("unreachable") is True, results["delegated"]
+    assert "ssh" in results["delegated"]["msg"]
