@@ -50,10 +50,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the namespaces this script creates")
     args = parser.parse_args(argv)
 
-    lab = drill_runner.lab_info()
-    if not lab:
-        print("no lab: %s/lab.json missing (make lab)" % drill_runner.LAB_DIR, file=sys.stderr)
-        return 2
+    lab = drill_runner.require_lab()
     keys = drill_runner.fault_keys()
     if args.faults:
         wanted = set(args.faults)

@@ -260,10 +260,7 @@ def main(argv=None):
     parser.add_argument("--namespace", default="opsdrill-peer", help="namespace (set up when missing; kept)")
     args = parser.parse_args(argv)
 
-    lab = drill_runner.lab_info()
-    if not lab:
-        print("no lab: %s/lab.json missing (make lab)" % drill_runner.LAB_DIR, file=sys.stderr)
-        return 2
+    lab = drill_runner.require_lab()
     faults = catalog.load()
     keys = [k for k in faults.keys() if k in (args.faults or DEFAULT_FAULTS) or k.rsplit("/", 1)[1] in args.faults]
     if not keys:

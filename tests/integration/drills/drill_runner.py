@@ -73,6 +73,15 @@ def lab_info():
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def require_lab():
+    """lab.json of the built-in lab; for the scripts, exit 2 naming the file when there is none."""
+    lab = lab_info()
+    if not lab:
+        print("no lab: %s/lab.json missing (make lab)" % LAB_DIR, file=sys.stderr)
+        raise SystemExit(2)
+    return lab
+
+
 # --------------------------------------------------------------------------------------
 # kubectl as the client of detect.ClusterView
 
