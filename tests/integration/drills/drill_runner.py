@@ -226,6 +226,20 @@ class DrillRunner:
                     return float(rule.get("duration", 0))
         return None
 
+    def _alert_first_firing(self, alert, since, until):
+        """When Prometheus' own ALERTS series first shows ``alert`` firing in [since, until]
+        (epoch s), or None. The record outlives the alert: a drill may fire and roll back
+        between two looks of this monitor (each look is several kubectl calls)."""
+        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
+        status, payload = view.prometheus_get("/api/v1/query_range", query={
+            "query": 'ALERTS{alertname="%s",alertstate="firing"}' % alert,
+            "start": "%.3f" % since, "end": "%.3f" % until, "step": "1"})
+        if status != 200 or not payload:
+            return None
+        times = [float(at) for series in (payload.get("data") or {}).get("result") or []
+                 for at, _value in series.get("values") or []]
+        return min(times) if times else None
+
     def _symptom(self, since, baseline):
         view = detect.ClusterView(self.client, self.namespace, "prometheus:9090", since, baseline)
         met, _detail = detect.evaluate(self.entry["symptom"]["detect"], view)
@@ -301,6 +315,8 @@ class DrillRunner:
                         self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
                 time.sleep(self.poll_s)
             result.rc = proc.returncode
+        if injected is not None and result.alert_s is None:
+            self._alert_from_history(result, injected)
         result.wall_s = round(time.time() - started, 1)
         self._collect(result, times_path)
         self._check_cluster(result)
@@ -309,6 +325,19 @@ class DrillRunner:
                     result.alert_s, result.rollback_to_steady_s,
                     (" FAILURE: " + result.failure) if result.failure else ""))
         return result
+
+    def _alert_from_history(self, result, injected):
+        events = _timeline(self.artifacts_dir)
+        until = (_first(events, "rollback_finished") or {}).get("epoch") or time.time()
+        try:
+            first = self._alert_first_firing(self.entry["alert"], injected, until + 5)
+            if first is not None:
+                result.alert_s = round(first - injected, 1)
+                result.alert_for_s = self._alert_for_s(self.entry["alert"])
+                self.say("[%s] %s: %s firing after %.1f s (Prometheus' ALERTS series; it had cleared before this "
+                         "monitor looked)" % (self.namespace, self.key, self.entry["alert"], result.alert_s))
+        except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
+            self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
 
     def _collect(self, result, times_path):
         events = _timeline(self.artifacts_dir)
