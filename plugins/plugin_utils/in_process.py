@@ -75,7 +75,7 @@ class InProcessAction(ActionBase):
     TRANSFERS_FILES = False
     MODULE = None
 
-    def _runs_here(self, task_vars):
+    def _runs_here(self):
         # The play's inherited environment is a list of (mostly empty) dicts.
         if self._play_context.become or any(self._task.environment or []):
             return False
@@ -84,7 +84,7 @@ class InProcessAction(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        if not self._runs_here(task_vars):
+        if not self._runs_here():
             return self._execute_module(module_name=self._task.resolved_action or self._task.action,
                                         task_vars=task_vars)
         result = super().run(tmp, task_vars)

@@ -33,27 +33,32 @@ def alert_state(alertname, configuration=None, secrets=None):
     return "firing" if "firing" in states else "pending" if "pending" in states else "inactive"
 
 
-def until_alert(alertname, state, timeout=300, interval=2, configuration=None, secrets=None):
+def _poll(check, timeout, interval):
+    """Call ``check`` every ``interval`` s until it returns ``(True, value)``; after
+    ``timeout`` s raise ActivityFailed with the last ``value`` (what is still wrong)."""
     deadline = time.time() + timeout
     while True:
-        current = alert_state(alertname, configuration, secrets)
-        if current == state:
-            return current
+        done, value = check()
+        if done:
+            return value
         if time.time() >= deadline:
-            raise ActivityFailed("%s is %s, not %s, after %s s" % (alertname, current, state, timeout))
+            raise ActivityFailed("after %s s: %s" % (timeout, value))
         time.sleep(interval)
+
+
+def until_alert(alertname, state, timeout=300, interval=2, configuration=None, secrets=None):
+    def check():
+        current = alert_state(alertname, configuration, secrets)
+        return current == state, current if current == state else "%s is %s, not %s" % (alertname, current, state)
+    return _poll(check, timeout, interval)
 
 
 def until_not_firing(alertnames, timeout=300, interval=2, configuration=None, secrets=None):
     """Until none of the alerts fires (pending is allowed: the drill engine's steady state)."""
-    deadline = time.time() + timeout
-    while True:
+    def check():
         firing = [name for name in alertnames if alert_state(name, configuration, secrets) == "firing"]
-        if not firing:
-            return True
-        if time.time() >= deadline:
-            raise ActivityFailed("still firing after %s s: %s" % (timeout, ", ".join(firing)))
-        time.sleep(interval)
+        return not firing, True if not firing else "still firing: " + ", ".join(firing)
+    return _poll(check, timeout, interval)
 
 
 def health_status(ns, services, port=8080, path="/health", configuration=None):
@@ -72,11 +77,8 @@ def health_status(ns, services, port=8080, path="/health", configuration=None):
 
 def until_healthy(ns, services, port=8080, timeout=300, interval=2, configuration=None, secrets=None):
     """All pods running and ready, every health endpoint 200."""
-    deadline = time.time() + timeout
-    while True:
-        pods_ok = all_pods_healthy(ns, raise_on_any_unhealthy=False, secrets=secrets)
-        if pods_ok and health_status(ns, services, port, configuration=configuration) == 200:
-            return True
-        if time.time() >= deadline:
-            raise ActivityFailed("namespace %s not healthy after %s s" % (ns, timeout))
-        time.sleep(interval)
+    def check():
+        healthy = (all_pods_healthy(ns, raise_on_any_unhealthy=False, secrets=secrets)
+                   and health_status(ns, services, port, configuration=configuration) == 200)
+        return healthy, True if healthy else "namespace %s not healthy" % ns
+    return _poll(check, timeout, interval)

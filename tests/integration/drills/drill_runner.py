@@ -210,14 +210,15 @@ class DrillRunner:
         self.deploy_repo_base = self.output_dir / "deploy-repo"
 
     # -- what the monitor sees ----------------------------------------------------------
+    def _view(self, since=None, baseline=None):
+        return detect.ClusterView(self.client, self.namespace, "prometheus:9090", since, baseline)
+
     def _alert_firing(self, alert):
-        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
-        return view.alert_state(alert) == "firing"
+        return self._view().alert_state(alert) == "firing"
 
     def _alert_for_s(self, alert):
         """The alert rule's `for:` in seconds, as Prometheus loaded it (None: not found)."""
-        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
-        status, payload = view.prometheus_get("/api/v1/rules")
+        status, payload = self._view().prometheus_get("/api/v1/rules")
         if status != 200 or not payload:
             return None
         for group in payload.get("data", {}).get("groups", []):
@@ -230,8 +231,7 @@ class DrillRunner:
         """When Prometheus' own ALERTS series first shows ``alert`` firing in [since, until]
         (epoch s), or None. The record outlives the alert: a drill may fire and roll back
         between two looks of this monitor (each look is several kubectl calls)."""
-        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090")
-        status, payload = view.prometheus_get("/api/v1/query_range", query={
+        status, payload = self._view().prometheus_get("/api/v1/query_range", query={
             "query": 'ALERTS{alertname="%s",alertstate="firing"}' % alert,
             "start": "%.3f" % since, "end": "%.3f" % until, "step": "1"})
         if status != 200 or not payload:
@@ -241,8 +241,7 @@ class DrillRunner:
         return min(times) if times else None
 
     def _symptom(self, since, baseline):
-        view = detect.ClusterView(self.client, self.namespace, "prometheus:9090", since, baseline)
-        met, _detail = detect.evaluate(self.entry["symptom"]["detect"], view)
+        met, _detail = detect.evaluate(self.entry["symptom"]["detect"], self._view(since, baseline))
         return met
 
     def _restart_baseline(self):
