@@ -108,7 +108,7 @@ def bench_hooks(n_tasks, repeat):
         cb._opts = {'artifacts_dir': None, 'audit_log': os.path.join(FIXTURES, 'audit-recovered.log'),
                     'audit_log_command': None, 'desk_file': os.path.join(FIXTURES, 'desk-full.json'),
                     'trainer_marks_file': None, 'trainees': [], 'trainee_groups': ['opsdrill:trainees'],
-                    'rubric_file': None, 'catalog_entry_file': os.path.join(FIXTURES, 'catalog-memory-limits.yml'),
+                    'rubric_file': None, 'catalog_entry_file': os.path.join(REPO, 'plugins', 'module_utils', 'catalog', 'faults.yml'),
                     'write_reports': True, 'show_table': True, 'progress': 'line', 'progress_interval': 30}
         play = synthetic_play(n_tasks, artifacts)
         t0 = time.perf_counter()

@@ -334,6 +334,37 @@ def alert_state(alerts_response, alert, namespace=None):
     return "inactive"
 
 
+def rfc3339_epoch(text):
+    """Prometheus' RFC 3339 times (nanoseconds, ``Z`` or an offset) -> epoch seconds."""
+    text = re.sub(r"\.(\d{1,6})\d*", lambda m: "." + m.group(1).ljust(6, "0"), str(text).strip())
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def alert_timing(rules_response, alert, namespace=None):
+    """When ``alert`` fired by Prometheus' own clock, from a /api/v1/rules answer:
+    ``{active_at, for_s, fired_at}`` (epoch seconds; ``fired_at`` = ``activeAt`` plus the
+    rule's ``for``, exact to one evaluation interval) of its earliest firing instance,
+    or None when no instance fires."""
+    payload = json.loads(rules_response) if isinstance(rules_response, str) else rules_response
+    best = None
+    for group in ((payload or {}).get("data") or {}).get("groups") or []:
+        for rule in group.get("rules") or []:
+            if rule.get("type") != "alerting" or rule.get("name") != alert:
+                continue
+            for item in rule.get("alerts") or []:
+                labels = item.get("labels") or {}
+                if item.get("state") != "firing" or not item.get("activeAt"):
+                    continue
+                if namespace and labels.get("namespace") not in (None, namespace):
+                    continue
+                active = rfc3339_epoch(item["activeAt"])
+                for_s = float(rule.get("duration") or 0)
+                if best is None or active < best["active_at"]:
+                    best = {"active_at": round(active, 3), "for_s": for_s,
+                            "fired_at": round(active + for_s, 3)}
+    return best
+
+
 # --------------------------------------------------------------------------------------
 # the live view
 
@@ -434,6 +465,12 @@ class ClusterView:
             if not math.isnan(value) and not math.isinf(value):
                 return value
         return None
+
+    def alert_timing(self, alert):
+        status, payload = self.prometheus_get("/api/v1/rules", {"type": "alert"})
+        if status != 200 or payload is None:
+            return None
+        return alert_timing(payload, alert, self.namespace)
 
     def alert_state(self, alert):
         status, payload = self.prometheus_get("/api/v1/alerts")

@@ -33,7 +33,7 @@ FILENAME = "timeline.jsonl"
 EVENTS = (
     "drill_started", "preflight_passed", "briefing_written", "snapshot_taken",
     "deadman_armed", "fault_injected", "symptom_observed", "alert_firing",
-    "response_window_started", "steady_state_restored", "response_window_ended",
+    "response_window_started", "steady_state_restored", "response_window_ended", "fix_state",
     "rollback_started", "rollback_finished", "verify_passed", "verify_failed",
     "deadman_disarmed", "drill_finished", "drill_failed",
 )
@@ -84,9 +84,14 @@ def make_event(event, drill, data=None, now=None):
         if allowed and value not in allowed:
             raise TimelineError("event %s: data.%s %r not allowed; allowed: %s"
                                 % (event, key, value, ", ".join(allowed)))
-    epoch = time.time() if now is None else float(now)
+    written = time.time()
+    epoch = written if now is None else float(now)
     record = {"schema": SCHEMA, "ts": _iso(epoch), "epoch": round(epoch, 3),
               "drill_id": drill_id, "event": event}
+    if now is not None:
+        # An event dated by its source (Prometheus' firing time, a recovery's start) also
+        # says when the engine learnt of it.
+        record["recorded_epoch"] = round(written, 3)
     for key in DRILL_FIELDS[1:]:
         record[key] = drill.get(key) or None
     record["data"] = data

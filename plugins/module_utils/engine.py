@@ -18,6 +18,7 @@ import os
 import time
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers
+from ansible_collections.opsdrill.drills.plugins.module_utils import fix_state
 from ansible_collections.opsdrill.drills.plugins.module_utils import restore
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
 
@@ -193,7 +194,8 @@ def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, s
     """Apply the fault: plan it on the live objects (fresh resourceVersions), record what
     it creates in the drill state *before* applying, apply, and confirm the change is
     visible in the API. Returns a dict: ``changes`` (lines), ``operations``,
-    ``started``/``visible`` (epoch) and ``live``/``ops`` for diffs."""
+    ``started``/``visible`` (epoch), ``live``/``ops`` for diffs and ``fault_change``
+    (``fix_state.record`` of every touched object)."""
     started = clock()
     live, ops = prepare(client, namespace, entry, drill, started)
     result = {"changes": change_lines(live, ops),
@@ -222,6 +224,10 @@ def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, s
         sleep(0.25)
     result["visible"] = clock()
     restore.update_state(client, namespace, {"phase": "injected", "injected": round(result["visible"], 3)})
+    # The fault's change as the API shows it: what the fix judgement compares against.
+    result["fault_change"] = [
+        fix_state.record(ref, live[ref], client.get_or_none(*ref.split("/", 1), namespace=namespace))
+        for ref in touch_refs(entry)]
     return result
 
 

@@ -61,3 +61,36 @@ def rule_names(rules_response):
     """Alerting rule names loaded in Prometheus, from a /api/v1/rules JSON body."""
     payload = json.loads(rules_response) if isinstance(rules_response, str) else rules_response
     return sorted({rule["name"] for group in payload["data"]["groups"] for rule in group["rules"] if rule.get("type") == "alerting"})
+
+
+class Hold:
+    """A recovery that must hold: healthy for ``hold_s`` seconds with at least
+    ``min_checks`` healthy looks in a row. ``observe`` each look; it answers True once
+    the stretch has held. ``since`` is when the stretch began (the recovery's time), a
+    relapse starts it again."""
+
+    def __init__(self, hold_s, min_checks=1):
+        self.hold_s = float(hold_s)
+        self.min_checks = max(1, int(min_checks))
+        self.since = None
+        self.last = None
+        self.checks = 0
+        self.relapses = 0
+        self.held = False
+
+    @property
+    def held_s(self):
+        return round(self.last - self.since, 1) if self.since is not None else 0.0
+
+    def observe(self, at, healthy):
+        if not healthy:
+            if self.since is not None:
+                self.relapses += 1
+            self.since, self.last, self.checks = None, None, 0
+            return False
+        if self.since is None:
+            self.since = at
+        self.last = at
+        self.checks += 1
+        self.held = self.checks >= self.min_checks and at - self.since >= self.hold_s
+        return self.held

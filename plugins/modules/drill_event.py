@@ -23,7 +23,7 @@ options:
     required: true
     choices: [drill_started, preflight_passed, briefing_written, snapshot_taken, deadman_armed,
               fault_injected, symptom_observed, alert_firing, response_window_started,
-              steady_state_restored, response_window_ended, rollback_started, rollback_finished,
+              steady_state_restored, response_window_ended, fix_state, rollback_started, rollback_finished,
               verify_passed, verify_failed, deadman_disarmed, drill_finished, drill_failed]
   drill:
     description:

@@ -48,6 +48,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+fault_change:
+  description:
+    - Per touched object, the fault's change as the API shows it after the injection
+      (C(ref), C(changes) as C({path, before, after}), C(injected) state; Secret values as
+      digests). M(opsdrill.drills.drill_fix_state) judges the team's fix against it.
+  returned: success, not in check mode
+  type: list
+  elements: dict
 changes:
   description: One line per changed field, C(Kind/name) then the field path, the value before and after.
   returned: success
@@ -147,6 +155,7 @@ def run(module):
     if not module.check_mode:
         result["injected_at"] = round(outcome["visible"], 3)
         result["inject_latency_s"] = round(outcome["visible"] - outcome["started"], 3)
+        result["fault_change"] = outcome["fault_change"]
         if params["deploy_repo"] and deploy_repo.release_steps(entry):
             try:
                 result["deploy_repo"] = _record_releases(params["deploy_repo"], entry, outcome["live"],

@@ -85,6 +85,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+alert_timing:
+  description:
+    - For O(condition=alert) once met, Prometheus' own times of the firing alert
+      C({active_at, for_s, fired_at}) (epoch seconds; C(fired_at) is C(activeAt) plus the
+      rule's C(for)); null when Prometheus' rules API did not answer.
+  returned: when the alert fires
+  type: dict
 met:
   description: Whether the condition holds.
   returned: always
@@ -207,6 +214,9 @@ def check_once(client, params, since):
             if params["condition"] == "alert":
                 result["met"] = result["alert_state"] == "firing"
                 result["detail"] = {"alert": params["alert"], "state": result["alert_state"]}
+                if result["met"]:
+                    # The alert's time is Prometheus' own, not this poll's.
+                    result["alert_timing"] = view.alert_timing(params["alert"])
         pods = client.list("Pod", params["namespace"], label_selector=params["label_selector"])
         result["pods_ready"], result["pods_total"] = detect.pod_readiness(pods)
         result["unschedulable"] = detect.unschedulable(pods)

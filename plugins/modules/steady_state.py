@@ -40,6 +40,30 @@ options:
     type: list
     elements: str
     default: [ServiceDown, HighErrorRate]
+  timeout_at:
+    description:
+      - Wait until this time (epoch seconds) for the steady state to hold; unset, one look.
+      - While waiting, RV(healthy) becomes true only once the steady state has held for
+        O(hold_s) with at least O(min_checks) healthy looks in a row, O(poll_s) apart; a
+        relapse starts the hold again. RV(healthy_since) is when the held stretch began.
+    type: float
+  begin_by:
+    description:
+      - A healthy stretch must begin by this time (epoch seconds) to count; when none is
+        under way then, the wait ends (the response window's end).
+    type: float
+  hold_s:
+    description: Seconds the steady state must hold (with O(timeout_at)).
+    type: float
+    default: 0
+  min_checks:
+    description: Healthy looks in a row the hold needs at least (with O(timeout_at)).
+    type: int
+    default: 1
+  poll_s:
+    description: Seconds between looks (with O(timeout_at)).
+    type: float
+    default: 5
 requirements:
   - kubernetes (Python client)
 extends_documentation_fragment:
@@ -78,11 +102,29 @@ alerts_pending:
   returned: always
   type: list
   elements: str
+healthy_since:
+  description: When the held healthy stretch began (epoch seconds); null when it did not hold.
+  returned: with O(timeout_at)
+  type: float
+held_s:
+  description: How long the last healthy stretch lasted (seconds).
+  returned: with O(timeout_at)
+  type: float
+checks:
+  description: Healthy looks in a row of the last stretch.
+  returned: with O(timeout_at)
+  type: int
+relapses:
+  description: Healthy stretches that broke before they held.
+  returned: with O(timeout_at)
+  type: int
 pods_ready:
   description: Ready pods and all pods of the selected workloads, as "ready/total".
   returned: always
   type: str
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -99,18 +141,20 @@ SPEC = dict(
         "health_services": {"type": "list", "elements": "str", "default": []},
         "prometheus": {"type": "str", "default": ""},
         "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
+        "timeout_at": {"type": "float"},
+        "hold_s": {"type": "float", "default": 0},
+        "begin_by": {"type": "float"},
+        "min_checks": {"type": "int", "default": 1},
+        "poll_s": {"type": "float", "default": 5},
         **engine_client.CLUSTER_ARGUMENT_SPEC,
     },
     supports_check_mode=True,
 )
 
 
-def run(module):
-    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
-    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
-    params = module.params
+def check(api, params):
+    """One look: ``{healthy, problems, alerts_firing, alerts_pending, pods_ready}``."""
     namespace = params["namespace"]
-    api, _version = kube_client.module_api_client(module)
     try:
         apps = kube_client.k8s_client.AppsV1Api(api)
         core = kube_client.k8s_client.CoreV1Api(api)
@@ -118,7 +162,7 @@ def run(module):
             apps.list_namespaced_deployment(namespace, label_selector=params["label_selector"], _request_timeout=10).items)
         pods = core.list_namespaced_pod(namespace, label_selector=params["label_selector"], _request_timeout=10).items
     except Exception as exc:
-        module.exit_json(changed=False, healthy=False, problems=[f"API error: {exc}"], alerts_firing=[], alerts_pending=[], pods_ready="?")
+        return dict(healthy=False, problems=[f"API error: {exc}"], alerts_firing=[], alerts_pending=[], pods_ready="?")
 
     problems = steady_state.deployment_problems(deployments)
     if not deployments:
@@ -144,9 +188,33 @@ def run(module):
                 problems += [f"alert {name} is firing" for name in firing]
         except Exception as exc:
             problems.append(f"Prometheus unreachable at {params['prometheus']}: {exc}")
+    return dict(healthy=not problems, problems=problems, alerts_firing=firing, alerts_pending=pending,
+                pods_ready=f"{ready}/{len(pods)}")
 
-    module.exit_json(changed=False, healthy=not problems, problems=problems, alerts_firing=firing,
-                     alerts_pending=pending, pods_ready=f"{ready}/{len(pods)}")
+
+def run(module):
+    """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
+    (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
+    params = module.params
+    api, _version = kube_client.module_api_client(module)
+    if params["timeout_at"] is None:
+        module.exit_json(changed=False, **check(api, params))
+    # Wait here until the steady state has held for hold_s with at least min_checks
+    # healthy looks in a row; a relapse starts the hold again.
+    hold = steady_state.Hold(params["hold_s"], params["min_checks"])
+    while True:
+        now = time.time()
+        result = check(api, params)
+        if hold.observe(now, result["healthy"]):
+            break
+        if time.time() >= params["timeout_at"]:
+            break
+        if params["begin_by"] is not None and hold.since is None and time.time() >= params["begin_by"]:
+            break  # no healthy stretch began in time: none can count
+        time.sleep(max(0.0, min(params["poll_s"], params["timeout_at"] - time.time())))
+    result.update(healthy=hold.held, healthy_since=hold.since if hold.held else None, held_s=hold.held_s, checks=hold.checks,
+                  relapses=hold.relapses)
+    module.exit_json(changed=False, **result)
 
 
 def main():

@@ -27,6 +27,8 @@ import random
 import re
 
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import check_parts
 
 __all__ = [
     "ACTIONS",
@@ -87,7 +89,7 @@ FIX_KEYS = ("action", "verb", "resource", "subresource", "name", "namespace")
 
 _REQUIRED = ("scenario", "variant", "name", "target", "touches", "symptom", "alert",
              "alert_within_s", "hints", "root_cause", "accepted_fixes", "symptom_only_fixes")
-_OPTIONAL = ("title", "handler", "params", "steps", "rollback", "notes")
+_OPTIONAL = ("title", "handler", "params", "steps", "rollback", "notes", "cause_parts")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PLACEHOLDERS = ("{target}", "{target_kind}", "{target_ref}", "{container}")
 
@@ -330,6 +332,11 @@ def _validate(entry, where, errors):
             continue
         for index, fix in enumerate(fixes):
             _check_fix(fix, where, "%s[%d]" % (field, index), errors)
+    if "cause_parts" in entry:
+        try:
+            check_parts(entry["cause_parts"], where)
+        except ScoringInputError as exc:
+            errors.add(where, exc.field, exc.message)
     rollback = entry.get("rollback", [])
     if not isinstance(rollback, list):
         errors.add(where, "rollback", "must be a list of operations")

@@ -81,6 +81,7 @@ CATEGORIES = {
     'edit_service': 'config',
     'cache_flush': 'exec', 'exec': 'exec',
     'check_access': 'other', 'inspect_other': 'other', 'change_other': 'other',
+    'silence_alert': 'metrics',
     # read_drill_state has none: reading the answer key is not the use of a tool.
 }
 
@@ -475,7 +476,12 @@ class AuditLogSource(EvidenceSource):
         elif resource in ('pods', 'services') and subresource == 'proxy':
             target = unquote(split.path.split('/proxy', 1)[-1]) or '/'
             details['proxy_path'] = target
-            if 'metrics' in target or monitoring_query:
+            if (monitoring_query and verb == 'create' and proxied_service(name) == 'alertmanager'
+                    and '/silences' in target):
+                # A silence is the on-call's acknowledgement: the API server witnessed who
+                # and when (the silence's own createdBy is whatever the client wrote).
+                action, summary = 'silence_alert', 'created an Alertmanager silence through %s' % where
+            elif 'metrics' in target or monitoring_query:
                 action, summary = 'view_metrics', 'read %s through the API server proxy of %s' % (target, where)
             else:
                 action, summary = 'test_endpoint', 'requested %s through the API server proxy of %s' % (target, where)

@@ -26,6 +26,7 @@ DEFAULT_RUBRIC = (
      'pass_ratio': 0.6,
      'min_assessable_weight': 0.5,
      'min_coverage': 0.5,
+     'self_reported': {'max_points': 0},
      'targets': {'time_to_detect_s': 150, 'time_to_acknowledge_s': 300, 'time_to_recover_s': 900},
      'groups': [{'id': 'technical', 'title': 'Technical skills'},
                 {'id': 'process', 'title': 'Process skills'},
@@ -34,16 +35,19 @@ DEFAULT_RUBRIC = (
                    'group': 'technical',
                    'title': 'Service recovery',
                    'scenario_titles': {'error_spike': 'Fix implementation (service recovered)'},
-                   'description': 'The team restored steady state (timeline steady_state_restored by team). '
-                                  "Points fall with time to recover; recovery by the drill's own rollback earns "
-                                  'nothing.',
+                   'description': 'The team restored steady state and it held (timeline steady_state_restored by '
+                                  "team, recorded once it held for the drill's recovery_hold_s). Points fall "
+                                  'with time to recover and scale with what fixed it: a recovery with the '
+                                  "fault's change still in the cluster earns half; recovery by the drill's own "
+                                  'rollback earns nothing.',
                    'points': 10,
                    'required': True,
                    'method': 'recovery',
                    'params': {'bands': [{'within_s': 600, 'ratio': 1.0},
                                         {'within_s': 900, 'ratio': 0.8},
                                         {'within_s': 1200, 'ratio': 0.6},
-                                        {'ratio': 0.4}]}},
+                                        {'ratio': 0.4}],
+                              'quality': {'cause_fixed': 1.0, 'symptom_only': 0.5, 'no_fix': 0.0}}},
                   {'id': 'technical.error_analysis',
                    'group': 'technical',
                    'title': 'Error analysis',
@@ -114,18 +118,18 @@ DEFAULT_RUBRIC = (
                   {'id': 'technical.problem_solving',
                    'group': 'technical',
                    'title': 'Problem solving / fix implementation',
-                   'description': 'A change that removes the cause (catalog accepted_fixes) earns full credit '
-                                  'when the team recovered; a change that only hides the symptom (catalog '
-                                  'symptom_only_fixes: a restart when the cause is config, a pod delete) earns '
-                                  "partial credit; the drill's rollback earns none.",
+                   'description': "Judged from the cluster just before the rollback: the fault's change gone "
+                                  '(reverted, or another working value) on every part the catalog names '
+                                  "(cause_parts), by a trainee's request, and the recovery held, earns full "
+                                  'credit. A restart, scale or pod delete that leaves the change in place only '
+                                  'hides the symptom (partial credit); a cosmetic change (an annotation) earns '
+                                  "none, nor does the drill's rollback.",
                    'points': 10,
                    'method': 'fix_quality',
                    'params': {'levels': {'cause_fixed_recovered': 1.0,
                                          'cause_fixed_not_recovered': 0.5,
-                                         'unlisted_fix_recovered': 0.5,
                                          'symptom_only_recovered': 0.4,
                                          'symptom_only': 0.2,
-                                         'unlisted_fix': 0.1,
                                          'no_fix': 0.0}}},
                   {'id': 'process.response_time',
                    'group': 'process',
@@ -169,9 +173,11 @@ DEFAULT_RUBRIC = (
                    'points': 6,
                    'method': 'evidence_steps',
                    'params': {'steps': [{'id': 'acknowledged',
-                                         'title': 'Acknowledged the alert on the desk',
+                                         'title': 'Acknowledged the alert (on the desk, or an Alertmanager '
+                                                  'silence)',
                                          'weight': 0.3,
-                                         'match': {'kinds': ['acknowledge']}},
+                                         'match': {'any_of': [{'kinds': ['acknowledge']},
+                                                              {'actions': ['silence_alert'], 'after': 'alert'}]}},
                                         {'id': 'coordinated',
                                          'title': 'Coordinated the team (who does what)',
                                          'weight': 0.4,

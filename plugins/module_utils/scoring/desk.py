@@ -97,6 +97,8 @@ class DeskSource(EvidenceSource):
     """Desk entries from a JSON file or from a list given directly."""
 
     name = 'desk'
+    # A file the team (or anyone) writes: its authors and times are claims, not evidence.
+    trust = 'self_reported'
 
     def __init__(self, path=None, entries=None, label=None):
         self.path = path

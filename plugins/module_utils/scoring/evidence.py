@@ -77,6 +77,10 @@ class EvidenceSource(abc.ABC):
 
     #: short machine name, used in citations and ``match.source`` of rubrics
     name = 'evidence'
+    #: how far its items can be trusted (TRUST_LEVELS): ``machine`` (the cluster, the
+    #: audit log, Prometheus), ``witnessed`` (a service we run recorded author and time),
+    #: ``self_reported`` (whatever the team wrote)
+    trust = 'machine'
 
     @property
     @abc.abstractmethod
@@ -98,6 +102,9 @@ class EvidenceSource(abc.ABC):
         """Return a list of EvidenceItem, any order."""
 
 
+TRUST_LEVELS = ('machine', 'witnessed', 'self_reported')
+
+
 class EvidenceSet(object):
     """Evidence from all sources, sorted by time, plus which sources exist."""
 
@@ -105,11 +112,26 @@ class EvidenceSet(object):
         self.sources = list(sources)
         self.items = []
         self.available = set()
+        self.trust = {}
         for source in self.sources:
+            self.trust[source.name] = getattr(source, 'trust', 'machine')
             if source.available:
                 self.available.add(source.name)
                 self.items.extend(source.collect())
         self.items.sort(key=lambda item: item.ts)
+
+    def trusted(self, levels):
+        """A view with only the sources of these trust levels (the others unavailable)."""
+        view = EvidenceSet()
+        view.sources = [s for s in self.sources if self.trust.get(s.name) in levels]
+        names = set(s.name for s in view.sources)
+        view.available = set(n for n in self.available if n in names)
+        view.items = [i for i in self.items if i.source in names]
+        view.trust = dict((n, t) for n, t in self.trust.items() if n in names)
+        return view
+
+    def trust_of(self, source_name):
+        return self.trust.get(source_name, 'machine')
 
     def has(self, source_name):
         return source_name in self.available
@@ -123,6 +145,7 @@ class EvidenceSet(object):
             entry = {
                 'name': source.name,
                 'label': source.label,
+                'trust': getattr(source, 'trust', 'machine'),
                 'available': bool(source.available),
                 'items': len([i for i in self.items if i.source == source.name]) if source.available else 0,
             }

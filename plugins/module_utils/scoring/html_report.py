@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import html
 
+from .markdown import points_by_source_line
 from .timeutil import parse_ts, format_duration, format_offset
 
 CSS = """
@@ -338,16 +339,16 @@ def render_html(scorecard):
                      % ''.join('<li>%s</li>' % e(w) for w in scorecard['warnings']))
     rec = metrics['time_to_recover']
     parts.append('<section><h2>Timings</h2><div class="kpis">%s%s%s%s</div></section>' % (
-        _kpi('Time to detect', metrics['time_to_detect']),
-        _kpi('Time to acknowledge', metrics['time_to_acknowledge']),
+        _kpi('Detection latency', metrics['time_to_detect'], 'the monitoring'),
+        _kpi('Time to acknowledge', metrics['time_to_acknowledge'], 'the team'),
         _kpi('Time to recover', rec, 'by the team' if rec.get('recovered_by') == 'team' else ''),
         _kpi('Rollback', metrics['rollback'])))
     parts.append('<section><h2>Timeline</h2>%s</section>' % render_chart(scorecard))
     # groups
     rows = ''.join('<tr><td>%s</td><td>%g / %g</td><td>%g</td></tr>' % (
         e(g['title']), g['points'], g['points_assessed_max'], g['points_max']) for g in scorecard['groups'])
-    parts.append('<section><h2>Groups</h2><table><tr><th>Group</th><th>Points / assessed</th><th>Max</th></tr>%s</table></section>'
-                 % rows)
+    parts.append('<section><h2>Groups</h2><table><tr><th>Group</th><th>Points / assessed</th><th>Max</th></tr>%s</table>'
+                 '<p>%s</p></section>' % (rows, e(points_by_source_line(scorecard['totals']))))
     # criteria
     crit_rows = []
     for crit in scorecard['criteria']:

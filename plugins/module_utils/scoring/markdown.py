@@ -57,6 +57,15 @@ def _what(ev):
     return text
 
 
+def points_by_source_line(totals):
+    by = totals.get('points_by_source') or {}
+    text = 'Points by source: machine evidence %g, witnessed desk %g, trainer marks %g, self-reported %g' % (
+        by.get('machine', 0), by.get('witnessed', 0), by.get('trainer', 0), by.get('self_reported', 0))
+    if by.get('self_reported_withheld'):
+        text += ' (%g self-reported points not counted)' % by['self_reported_withheld']
+    return text + '.'
+
+
 def key_moments(scorecard):
     events = scorecard['events']
     metrics = scorecard['metrics']
@@ -74,13 +83,16 @@ def key_moments(scorecard):
         ('Rollback finished', _find(events, source='timeline', action='rollback_finished')),
         ('Restored by rollback', _find(events, source='timeline', action='steady_state_restored:rollback')),
     ]
-    out = []
+    out, missing = [], []
     for label, ev in rows:
         if ev is None:
-            out.append((label, None, None, '-', 'not recorded'))
+            missing.append((label, None, None, '-', 'not recorded'))
         else:
             out.append((label, ev['ts'], ev.get('offset_s'), ev.get('actor') or '', ev['summary']))
-    return out, status_updates, metrics
+    # In the order things happened (a first action before the alert comes before it);
+    # what was not recorded last.
+    out.sort(key=lambda row: row[1])
+    return out + missing, status_updates, metrics
 
 
 def render_incident_record(scorecard):
@@ -111,10 +123,13 @@ def render_incident_record(scorecard):
     lines.append('')
     lines.append('## Timings')
     lines.append('')
-    for name, key in (('Time to detect', 'time_to_detect'), ('Time to acknowledge', 'time_to_acknowledge'),
-                      ('Time to recover (team)', 'time_to_recover'), ('Rollback', 'rollback'),
+    for name, key in (('Detection latency (the monitoring: injection to Prometheus firing)', 'time_to_detect'),
+                      ('Time to acknowledge (the team: alert to an explicit acknowledgement)', 'time_to_acknowledge'),
+                      ('First response (alert to the first request that is not polling)', 'first_response'),
+                      ('Time to recover (team, held)', 'time_to_recover'), ('Rollback', 'rollback'),
                       ('Response window', 'response_window')):
-        lines.append('- ' + _metric_line(name, metrics[key]))
+        if key in metrics:
+            lines.append('- ' + _metric_line(name, metrics[key]))
     lines.append('')
     lines.append('## Status updates')
     lines.append('')
@@ -139,6 +154,7 @@ def render_incident_record(scorecard):
     lines.append('**%s**: %g of %g assessed points (%s); %d criteria not assessed.' % (
         totals['result'].upper().replace('_', ' '), totals['points'], totals['points_assessed_max'], pct,
         totals['not_assessed']))
+    lines.extend(['', points_by_source_line(totals)])
     if (scorecard.get('integrity') or {}).get('review_required'):
         lines.append('')
         lines.append('**Trainer review required**: see Integrity above.')

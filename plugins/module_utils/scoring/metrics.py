@@ -1,11 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, opsdrill contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Drill timings: time to detect, acknowledge, recover; rollback; phases.
+"""Drill timings: the monitoring's and the people's, kept apart.
 
-* time to detect      fault_injected -> alert_firing
-* time to acknowledge alert_firing -> first trainee action (audit or desk)
-* time to recover     fault_injected -> steady_state_restored (by: team);
+* time to detect      fault_injected -> alert_firing (Prometheus' own firing time): the
+                      monitoring's detection latency, not the team's
+* time to acknowledge alert_firing -> the first explicit acknowledgement after it: a
+                      witnessed desk ``acknowledge`` entry or an Alertmanager silence a
+                      trainee created (audit log). Any other request is no acknowledgement,
+                      and neither is a self-reported desk file's entry.
+* first response      alert_firing -> the first trainee request after the alert that is not
+                      one they were already repeating before it (polling)
+* time to recover     fault_injected -> steady_state_restored (by: team, held);
                       recovery by the drill's rollback is *not* a recovery
 * rollback            rollback_started -> rollback_finished
 """
@@ -16,6 +22,29 @@ from .audit import UNCREDITED_ACTIONS
 from .timeutil import format_ts, seconds_between
 
 TEAM_SOURCES = ('audit', 'desk')
+ACKNOWLEDGEMENTS = ('acknowledge', 'silence_alert')
+# A request seen this many times before the alert is polling: its repeats after the alert
+# are no response to it.
+POLLING_MIN_BEFORE_ALERT = 2
+
+
+def request_signature(item):
+    """What makes two requests the same request (a loop's repeats)."""
+    det = item.details or {}
+    return (item.source, item.actor, item.action, det.get('verb'), det.get('resource'), det.get('subresource'),
+            det.get('name'), det.get('proxy_path'))
+
+
+def polling_signatures(items, alert):
+    """Signatures of requests repeated before ``alert`` (None: none can be told)."""
+    if alert is None:
+        return set()
+    counts = {}
+    for item in items:
+        if item.ts < alert and item.source == 'audit':
+            sig = request_signature(item)
+            counts[sig] = counts.get(sig, 0) + 1
+    return set(sig for sig, count in counts.items() if count >= POLLING_MIN_BEFORE_ALERT)
 
 
 def _metric(seconds, start, end, note=None, target=None, **extra):
@@ -38,15 +67,28 @@ class Anchors(object):
         self.drill_start = timeline.started_at
         self.drill_end = timeline.finished_at
         # Reading the drill's answer key is no acknowledgement of the alert.
-        team = [i for i in evidence.items if i.source in TEAM_SOURCES and i.action not in UNCREDITED_ACTIONS]
+        # A self-reported entry's time is a claim: it is no response and no acknowledgement.
+        trust = getattr(evidence, 'trust_of', lambda name: 'machine')
+        team = [i for i in evidence.items if i.source in TEAM_SOURCES and i.action not in UNCREDITED_ACTIONS
+                and trust(i.source) != 'self_reported']
         if self.injection is not None:
             team = [i for i in team if i.ts >= self.injection]
         if self.response_end is not None:
             team = [i for i in team if i.ts <= self.response_end]
+        self.polling = polling_signatures(team, self.alert)
+        # A loop already running before the alert is no response to it.
+        team = [i for i in team if not self.is_polling(i)]
         self.first_action_item = team[0] if team else None
         self.first_action = team[0].ts if team else None
+        after = [i for i in team if self.alert is None or i.ts >= self.alert]
+        self.first_response_item = after[0] if after and self.alert is not None else None
+        acks = [i for i in team if i.action in ACKNOWLEDGEMENTS and self.alert is not None and i.ts >= self.alert]
+        self.acknowledgement = acks[0] if acks else None
         self.first_fix_item = fix_items[0] if fix_items else None
         self.first_fix = fix_items[0].ts if fix_items else None
+
+    def is_polling(self, item):
+        return request_signature(item) in self.polling
 
     def get(self, name):
         return {
@@ -73,22 +115,27 @@ def compute_metrics(timeline, anchors, targets, catalog_entry=None):
     metrics['time_to_detect'] = _metric(seconds_between(inj, alert), inj, alert, note,
                                         targets.get('time_to_detect_s'))
 
-    first = anchors.first_action
-    acted_before_alert = bool(first and alert and first < alert)
+    ack_item = anchors.acknowledgement
     if alert is None:
         ack_note = 'the alert never fired' if timeline.available else 'no timeline'
-        ack = None
-    elif first is None:
-        ack_note = 'no trainee action found (audit log / desk)'
-        ack = None
+    elif ack_item is None:
+        ack_note = 'no acknowledgement after the alert (a desk acknowledge or an Alertmanager silence)'
     else:
-        ack = max(0.0, seconds_between(alert, first))
-        ack_note = 'first action came before the alert fired' if acted_before_alert else None
-    item = anchors.first_action_item
+        ack_note = None
     metrics['time_to_acknowledge'] = _metric(
-        ack, alert, first, ack_note, targets.get('time_to_acknowledge_s'),
-        acted_before_alert=acted_before_alert,
-        first_action=item.cite() if item else None,
+        seconds_between(alert, ack_item.ts) if ack_item is not None and alert is not None else None,
+        alert, ack_item.ts if ack_item is not None else None, ack_note, targets.get('time_to_acknowledge_s'),
+        acknowledged_by=ack_item.cite() if ack_item is not None else None,
+    )
+    first = anchors.first_action
+    acted_before_alert = bool(first and alert and first < alert)
+    response = anchors.first_response_item
+    metrics['first_response'] = _metric(
+        seconds_between(alert, response.ts) if response is not None and alert is not None else None,
+        alert, response.ts if response is not None else None,
+        None if response is not None else ('the alert never fired' if alert is None else 'no trainee request after the alert'),
+        acted_before_alert=acted_before_alert, polling_ignored=len(anchors.polling),
+        first_action=response.cite() if response is not None else None,
     )
 
     team_at = timeline.restored_by_team_at

@@ -22,8 +22,9 @@ from .errors import ScoringInputError
 
 RUBRIC_SCHEMA = 1
 METHODS = ('recovery', 'fix_quality', 'evidence_steps', 'variety', 'timeliness', 'cadence', 'trainer')
-FIX_LEVELS = ('cause_fixed_recovered', 'cause_fixed_not_recovered', 'unlisted_fix_recovered',
-              'symptom_only_recovered', 'symptom_only', 'unlisted_fix', 'no_fix')
+FIX_LEVELS = ('cause_fixed_recovered', 'cause_fixed_not_recovered', 'symptom_only_recovered', 'symptom_only',
+              'no_fix')
+RECOVERY_QUALITY = ('cause_fixed', 'symptom_only', 'no_fix')
 MATCH_KEYS = frozenset(('source', 'actions', 'kinds', 'events', 'where', 'after', 'window',
                         'min_count', 'fix', 'participants_min', 'any_of'))
 ANCHORS = ('injection', 'alert', 'first_action', 'first_fix')
@@ -58,6 +59,8 @@ class Rubric(object):
         self.pass_ratio = float(data.get('pass_ratio', 0.6))
         self.min_assessable_weight = float(data.get('min_assessable_weight', 0.5))
         self.min_coverage = float(data.get('min_coverage', 0.5))
+        # Points self-reported evidence (a desk file anyone could write) may earn in all.
+        self.self_reported_max_points = float((data.get('self_reported') or {}).get('max_points', 0))
         self.targets = dict(data.get('targets') or {})
         self.groups = [dict(g) for g in data.get('groups') or []]
         self.criteria = [Criterion(**dict(c, pass_ratio=c.get('pass_ratio', self.pass_ratio)))
@@ -166,6 +169,13 @@ def validate_params(method, params, path, field):
         _fail(path, field, 'must be a mapping')
     if method == 'recovery':
         _validate_bands(params.get('bands'), path, field + '.bands')
+        quality = params.get('quality', {})
+        if not isinstance(quality, dict):
+            _fail(path, field + '.quality', 'must be a mapping of fix level to ratio')
+        for key, value in quality.items():
+            if key not in RECOVERY_QUALITY:
+                _fail(path, '%s.quality.%s' % (field, key), 'unknown; allowed: %s' % ', '.join(RECOVERY_QUALITY))
+            _number(value, path, '%s.quality.%s' % (field, key), 0, 1)
     elif method == 'fix_quality':
         levels = params.get('levels')
         if not isinstance(levels, dict):
@@ -224,6 +234,11 @@ def validate_rubric(data, path):
                            ('min_coverage', 0, 1)):
         if key in data:
             _number(data[key], path, key, low, high)
+    self_reported = data.get('self_reported', {})
+    if not isinstance(self_reported, dict) or set(self_reported) - {'max_points'}:
+        _fail(path, 'self_reported', 'must be a mapping with max_points')
+    if 'max_points' in self_reported:
+        _number(self_reported['max_points'], path, 'self_reported.max_points', 0)
     targets = data.get('targets', {})
     if not isinstance(targets, dict):
         _fail(path, 'targets', 'must be a mapping')

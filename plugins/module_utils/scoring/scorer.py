@@ -15,7 +15,7 @@ import math
 
 from .audit import UNCREDITED_ACTIONS
 from .errors import ScoringError
-from .fixes import FixCatalog, describe_rule
+from .fixes import DERIVED_ACTIONS, FixCatalog, FixJudgement, describe_rule, is_cosmetic
 from .integrity import integrity_section, integrity_warnings, summarize_integrity
 from .marks import check_marks_against
 from .matching import MatchContext, evaluate
@@ -60,6 +60,11 @@ def _missing_text(missing):
     return ', '.join(names.get(m, m) for m in sorted(missing))
 
 
+POINT_SOURCES = ('machine', 'witnessed', 'trainer', 'self_reported', 'self_reported_withheld')
+# Share of the recovery points by the fix's level (rubric: recovery params.quality).
+DEFAULT_RECOVERY_QUALITY = {'cause_fixed': 1.0, 'symptom_only': 0.5, 'no_fix': 0.0}
+
+
 class Scorer(object):
     def __init__(self, timeline, evidence, rubric, marks=None, catalog_entry=None,
                  catalog_path='<catalog entry>', generated_at=None):
@@ -72,20 +77,30 @@ class Scorer(object):
         target = injected.data.get('target') if injected is not None else None
         self.catalog = FixCatalog(catalog_entry, catalog_path, target=target) if catalog_entry else None
         self.catalog_entry = catalog_entry
+        self.catalog_path = catalog_path
         self.generated_at = generated_at or datetime.datetime.now(UTC)
         self.warnings = []
-        self.judgements = {}
+        # The catalog's rules name the kind of a change (symptom-only, cosmetic); whether
+        # the cause is gone is the cluster's word (fix_state), who did it the audit log's.
+        self.rule_verdicts = {}
         if self.catalog is not None:
             for item in evidence.from_source('audit'):
                 verdict, rule = self.catalog.judge(item)
                 if verdict:
-                    self.judgements[id(item)] = (verdict, rule)
+                    self.rule_verdicts[id(item)] = (verdict, rule)
         self.fix_items = self._fix_items()
+        state = timeline.first('fix_state')
+        self.fix = None
+        if catalog_entry:
+            self.fix = FixJudgement(catalog_entry, state.data if state is not None else None, self.fix_items,
+                                    evidence.has('audit'), target=target, path=catalog_path)
+        self.judgements = self._judge_items()
         self.anchors = Anchors(timeline, evidence, self.fix_items)
         self.ctx = MatchContext(timeline, evidence, self.anchors, self.judgements, self.catalog is not None)
 
     # Fix analysis -------------------------------------------------------------
     def _fix_items(self):
+        """The trainees' changes in the response window (and requests a rule names)."""
         start = self.timeline.injected_at
         end = self.timeline.response_end_at
         out = []
@@ -94,15 +109,34 @@ class Scorer(object):
                 continue
             if end is not None and item.ts > end:
                 continue
-            if id(item) in self.judgements or item.mutating:
+            if id(item) in self.rule_verdicts or item.mutating:
                 out.append(item)
+        return out
+
+    def _judge_items(self):
+        """id(item) -> ('cause' | 'symptom', rule): 'cause' only for the changes that
+        removed a part of the cause the cluster shows gone; restarts, scales and the
+        catalog's other rules are 'symptom'; anything else (an annotation) none."""
+        cause = set()
+        if self.fix is not None and self.fix.cause_fixed:
+            cause = set(id(i) for i in self.fix.cause_items())
+        out = {}
+        for item in self.fix_items:
+            if not item.ok or item.details.get('dry_run'):
+                continue
+            rule = self.rule_verdicts.get(id(item), (None, None))[1]
+            if id(item) in cause:
+                out[id(item)] = ('cause', rule)
+            elif item.action != 'rollout_restart' and is_cosmetic(item):
+                continue  # kubectl annotate / label: no fix of anything, whatever rule its verb matches
+            elif id(item) in self.rule_verdicts or item.action in DERIVED_ACTIONS:
+                out[id(item)] = ('symptom', rule)
         return out
 
     def fix_assessment(self):
         recovered_at = self.timeline.restored_by_team_at
-        relevant = [i for i in self.fix_items if recovered_at is None or i.ts <= recovered_at]
-        cause, symptom, unlisted = [], [], []
-        for item in relevant:
+        cause, symptom, other = [], [], []
+        for item in self.fix_items:
             verdict, rule = self.judgements.get(id(item), (None, None))
             entry = dict(item.cite(), rule=describe_rule(rule) or None)
             if verdict == 'cause':
@@ -110,25 +144,60 @@ class Scorer(object):
             elif verdict == 'symptom':
                 symptom.append((item, entry))
             elif item.mutating:
-                unlisted.append((item, entry))
+                other.append((item, entry))
         recovered = recovered_at is not None
-        if cause:
+        missing = []
+        if self.fix is None or not self.fix.has_state:
+            missing.append("the cluster's fix state (timeline event fix_state)")
+        if not self.evidence.has('audit'):
+            missing.append('the audit log (who changed what)')
+        cause_fixed = self.fix.cause_fixed if self.fix is not None else None
+        note = None
+        changed = [i for i in self.fix_items if i.mutating or id(i) in self.judgements]
+        if self.evidence.has('audit') and not changed:
+            # The audit log shows no trainee change at all: nothing of theirs fixed anything.
+            level = 'no_fix'
+            if self.fix is not None and self.fix.cause_fixed:
+                note = 'the cause is gone, but no trainee request changed it'
+        elif missing:
+            level = 'not_assessed'
+            note = 'not assessed: needs %s' % ' and '.join(missing)
+        elif cause_fixed is None:
+            level = 'not_assessed'
+            note = 'not assessed: %s' % '; '.join(p['detail'] for p in self.fix.parts if p['fixed'] is None)
+        elif cause_fixed and cause:
             level = 'cause_fixed_recovered' if recovered else 'cause_fixed_not_recovered'
         elif symptom:
             level = 'symptom_only_recovered' if recovered else 'symptom_only'
-        elif unlisted:
-            level = 'unlisted_fix_recovered' if recovered else 'unlisted_fix'
         else:
             level = 'no_fix'
+            if cause_fixed:
+                note = 'the cause is gone, but no trainee request changed it'
+        parts = []
+        for part in (self.fix.parts if self.fix is not None else []):
+            parts.append({'part': part['part'], 'fixed': part['fixed'], 'detail': part['detail'],
+                          'by': [i.cite() for i in part['by'][:3]]})
         return {
             'level': level,
+            'judged_by': 'cluster' if self.fix is not None and self.fix.has_state else None,
+            'cause_fixed': cause_fixed,
+            'parts': parts,
+            'note': note,
             'recovered_by': 'team' if recovered else ('rollback' if self.timeline.restored_by_rollback_at else None),
+            'recovery_held_s': self._held_s(),
             'root_cause': self.catalog.root_cause if self.catalog else None,
             'catalog_key': self.catalog.key if self.catalog else None,
             'cause_fixes': [e for dummy, e in cause],
             'symptom_fixes': [e for dummy, e in symptom],
-            'unlisted_changes': [e for dummy, e in unlisted],
-        }, cause, symptom, unlisted
+            'unlisted_changes': [e for dummy, e in other],
+        }, cause, symptom, other
+
+    def _held_s(self):
+        ev = self.timeline.first('steady_state_restored:team')
+        try:
+            return float(ev.data.get('held_s')) if ev is not None and ev.data.get('held_s') is not None else None
+        except (TypeError, ValueError):
+            return None
 
     # Methods --------------------------------------------------------------------
     def _timeline_item(self, key):
@@ -151,9 +220,26 @@ class Scorer(object):
             evidence = [inj, team]
             fixes = [i for i in self.fix_items if i.ts <= team.ts]
             evidence.extend(fixes[:3])
-            return Outcome(True, ratio, evidence,
-                           'team restored steady state %s after injection (%s)' % (format_duration(seconds), _band_text(band)),
-                           details={'seconds': seconds})
+            # A recovery is worth what fixed it: a symptom-only one cannot reach full credit.
+            quality = dict(DEFAULT_RECOVERY_QUALITY, **(params.get('quality') or {}))
+            level = self.fix_assessment()[0]['level'] if self.catalog is not None else 'not_assessed'
+            factor_key = {'cause_fixed_recovered': 'cause_fixed', 'cause_fixed_not_recovered': 'cause_fixed',
+                          'symptom_only_recovered': 'symptom_only', 'symptom_only': 'symptom_only',
+                          'no_fix': 'no_fix'}.get(level)
+            reason = None
+            if factor_key is None:
+                factor = 1.0
+                reason = 'the fix could not be judged: recovery points not scaled by it'
+            else:
+                factor = float(quality[factor_key])
+            held = self._held_s()
+            summary = 'team restored steady state %s after injection%s (%s)' % (
+                format_duration(seconds), ', held %s' % format_duration(held) if held is not None else '',
+                _band_text(band))
+            if factor_key is not None and factor < 1:
+                summary += '; %s: recovery credit x%s' % (factor_key.replace('_', ' '), factor)
+            return Outcome(True, ratio * factor, evidence, summary, reason=reason,
+                           details={'seconds': seconds, 'quality_factor': factor})
         rollback = self._timeline_item('steady_state_restored:rollback')
         ended = self._timeline_item('response_window_ended')
         evidence = [e for e in (inj, ended, rollback) if e is not None]
@@ -173,27 +259,39 @@ class Scorer(object):
             missing.add('catalog')
         if missing:
             return Outcome(False, reason='not assessed: needs %s' % _missing_text(missing))
-        info, cause, symptom, unlisted = self.fix_assessment()
+        info, cause, symptom, other = self.fix_assessment()
         level = info['level']
+        if level == 'not_assessed':
+            return Outcome(False, reason=info['note'])
         ratio = params['levels'][level]
-        evidence = [i for i, dummy in cause] + [i for i, dummy in symptom] + [i for i, dummy in unlisted]
+        evidence = [i for i, dummy in cause] + [i for i, dummy in symptom] + [i for i, dummy in other]
+        state = self._timeline_item('fix_state')
+        if state is not None:
+            evidence.append(state)
         recovered = self._timeline_item('steady_state_restored:team') or self._timeline_item('steady_state_restored:rollback')
         if recovered is not None:
             evidence.append(recovered)
         texts = {
-            'cause_fixed_recovered': 'fixed the cause (%s) and the service recovered',
-            'cause_fixed_not_recovered': 'fixed the cause (%s) but steady state was not restored by the team',
-            'unlisted_fix_recovered': 'service recovered after a change the catalog does not list (%s); trainer should review',
-            'symptom_only_recovered': 'only hid the symptom (%s); the cause was not fixed',
-            'symptom_only': 'only symptom fixes (%s) and no recovery',
-            'unlisted_fix': 'changes not in the catalog (%s) and no recovery',
+            'cause_fixed_recovered': 'fixed the cause (%s): the cluster shows the fault\'s change gone and the recovery held',
+            'cause_fixed_not_recovered': 'fixed the cause (%s) but the steady state did not return and hold in the window',
+            'symptom_only_recovered': 'only hid the symptom (%s): the fault\'s change is still in the cluster',
+            'symptom_only': 'changes that did not remove the cause (%s), and no recovery',
             'no_fix': 'no trainee change to the system%s',
         }
-        names = [i.action for i, dummy in (cause or symptom or unlisted)]
+        names = [i.action for i, dummy in (cause or symptom)]
         what = ', '.join(sorted(set(names))) if names else ''
         summary = texts[level] % (what if names else '')
-        if level == 'no_fix' and info['recovered_by'] == 'rollback':
-            summary = 'no trainee fix; the drill rollback restored the service'
+        if level == 'no_fix':
+            if other:
+                summary = 'no fix: only changes that do not touch the cause (%s)' % ', '.join(
+                    sorted(set(i.action for i, dummy in other)))
+            elif info['recovered_by'] == 'rollback':
+                summary = 'no trainee fix; the drill rollback restored the service'
+            if info['note']:
+                summary += ' (%s)' % info['note']
+        unfixed = [p['part'] for p in info['parts'] if p['fixed'] is False]
+        if unfixed and level != 'no_fix':
+            summary += '; still in place: %s' % ', '.join(unfixed)
         if cause and symptom and cause[0][0].ts > symptom[0][0].ts:
             summary += ' (tried %s first)' % symptom[0][0].action
         return Outcome(True, ratio, evidence, summary, details={'level': level})
@@ -285,7 +383,8 @@ class Scorer(object):
         res = evaluate(params['match'], self.ctx)
         if not res.assessable:
             return Outcome(False, reason='not assessed: needs %s' % _missing_text(res.missing))
-        items = [i for i in res.items if i.ts >= (self.timeline.injected_at or ref_ts)]
+        # Requests a trainee was already repeating before the alert (polling) are no response.
+        items = [i for i in res.items if i.ts >= (self.timeline.injected_at or ref_ts) and not self.anchors.is_polling(i)]
         if not items:
             return Outcome(True, 0.0, [ref_item] if ref_item else [], 'nothing matching happened in the response window',
                            reason=note)
@@ -385,6 +484,58 @@ class Scorer(object):
             'auto': auto,
             'steps': outcome.details.get('steps'),
         }
+
+    def _criteria_by_source(self):
+        """Every criterion, scored on the evidence it may use, with its points by source.
+
+        Trust decides: each criterion is scored again on machine evidence alone, then with
+        witnessed evidence; what the full evidence adds is self-reported and counts only up
+        to the rubric's ``self_reported.max_points`` (default 0: a desk file earns nothing
+        and a criterion only it could assess stays not assessed). A trainer mark replaces
+        the criterion's automatic score and is the trainer's."""
+        crits = self.rubric.criteria_for(self.scenario)
+
+        def view(levels):
+            return Scorer(self.timeline, self.evidence.trusted(levels), self.rubric, catalog_entry=self.catalog_entry,
+                          catalog_path=self.catalog_path, generated_at=self.generated_at)
+
+        machine, witnessed = view(('machine',)), view(('machine', 'witnessed'))
+        has_self = any(self.evidence.trust_of(n) == 'self_reported' for n in self.evidence.available)
+        cap_left = self.rubric.self_reported_max_points
+        out = []
+        for crit in crits:
+            by_source = dict((k, 0.0) for k in POINT_SOURCES)
+            if self.marks.get(crit.id) is not None:
+                entry = self.score_criterion(crit)
+                by_source['trainer'] = entry['points'] or 0.0
+                entry['points_by_source'] = by_source
+                out.append(entry)
+                continue
+            machine_points = machine.score_criterion(crit)['points'] or 0.0
+            entry = witnessed.score_criterion(crit)
+            witnessed_points = entry['points'] or 0.0
+            self_points = 0.0
+            if has_self:
+                full = self.score_criterion(crit)
+                self_points = max(0.0, (full['points'] or 0.0) - witnessed_points)
+                allowed = round(min(self_points, cap_left), 2)
+                cap_left -= allowed
+                if self.rubric.self_reported_max_points > 0 and full['status'] != 'not_assessed':
+                    # The rubric counts self-reported evidence: scored with it, capped.
+                    entry = full
+                    entry['points'] = round(witnessed_points + allowed, 2)
+                    entry['status'] = 'pass' if entry['points'] >= entry['pass_points'] else 'fail'
+                    by_source['self_reported'] = allowed
+                elif self_points > 0 or (entry['status'] == 'not_assessed' and full['status'] != 'not_assessed'):
+                    note = ('self-reported evidence (the desk file) would add %s points; the rubric allows %s in all'
+                            % (round(self_points, 2), self.rubric.self_reported_max_points))
+                    entry['reason'] = '%s; %s' % (entry['reason'], note) if entry.get('reason') else note
+                by_source['self_reported_withheld'] = round(self_points - by_source['self_reported'], 2)
+            by_source['machine'] = round(min(machine_points, witnessed_points), 2)
+            by_source['witnessed'] = round(max(0.0, witnessed_points - machine_points), 2)
+            entry['points_by_source'] = by_source
+            out.append(entry)
+        return out
 
     def score_checklist(self):
         checklist = self.rubric.checklist_for(self.scenario)
@@ -503,7 +654,7 @@ class Scorer(object):
             criteria_points = dict((c.id, float(c.points)) for c in rubric.criteria)
             check_marks_against(self.marks, criteria_points, rubric.checklist_ids(),
                                 lambda m: (m.origin or '<trainer marks>').split('#')[0])
-        criteria = [self.score_criterion(c) for c in rubric.criteria_for(self.scenario)]
+        criteria = self._criteria_by_source()
         groups = []
         for group in rubric.groups:
             members = [c for c in criteria if c['group'] == group['id']]
@@ -572,6 +723,8 @@ class Scorer(object):
                 'assessed': len(assessed), 'not_assessed': len(criteria) - len(assessed),
                 'passed': len([c for c in criteria if c['status'] == 'pass']),
                 'failed': len([c for c in criteria if c['status'] == 'fail']),
+                'points_by_source': dict((k, round(sum(c['points_by_source'][k] for c in criteria), 2))
+                                         for k in POINT_SOURCES),
             },
             'warnings': list(self.warnings),
         }

@@ -154,6 +154,8 @@ class DrillResult:
     deploy_repo: list = field(default_factory=list)  # problems with the release commits
     events: list = field(default_factory=list)
     log: str = ""
+    artifacts_dir: str = ""
+    audit_log: str = ""
 
     def ok(self):
         return (self.rc == 0 and self.symptom_s is not None and self.alert_s is not None
@@ -164,6 +166,37 @@ class DrillResult:
         data = asdict(self)
         data.pop("events")
         return data
+
+
+def scorecard(result):
+    """The drill's scorecard.json."""
+    return json.loads((Path(result.artifacts_dir) / "scorecard.json").read_text())
+
+
+def trainee_requests(result, group="opsdrill:trainees"):
+    """Requests of the lab's trainees in the drill's namespace between drill_started and
+    drill_finished, read from the API server's audit log here (not by the scoring code)."""
+    events = {e["event"]: e["epoch"] for e in result.events}
+    since, until = events.get("drill_started"), events.get("drill_finished")
+    if not (result.audit_log and since and until):
+        raise AssertionError("no audit log or drill window for %s" % result.drill_id)
+    found = []
+    with open(result.audit_log, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if group not in line or result.namespace not in line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if group not in ((event.get("user") or {}).get("groups") or []):
+                continue
+            if (event.get("objectRef") or {}).get("namespace") != result.namespace:
+                continue
+            at = detect.rfc3339_epoch(event["requestReceivedTimestamp"])
+            if since <= at <= until:
+                found.append(event)
+    return found
 
 
 def _timeline(artifacts_dir):
@@ -270,6 +303,8 @@ class DrillRunner:
         log_path = self.output_dir / ("%s.log" % self.drill_id)
         times_path = self.output_dir / ("%s.tasks.jsonl" % self.drill_id)
         result.log = str(log_path)
+        result.artifacts_dir = str(self.artifacts_dir)
+        result.audit_log = self.lab.get("audit_log") or ""
         env = dict(os.environ,
                    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                    ANSIBLE_CALLBACKS_ENABLED="opsdrill.drills.drill_scorecard,opsdrill_task_times",

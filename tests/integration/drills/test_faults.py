@@ -60,3 +60,17 @@ def test_fault(drill_pool, key):
     problem = _timing_problem(result)
     assert result.rc == 0, "%s: ansible-playbook failed: %s\n%s" % (context, result.failure, _tail(result.log))
     assert problem is None, "%s: %s" % (context, problem)
+    # No action (the window is 0, nobody works the drill): the cluster's fix state shows
+    # the fault's change in place; the API server's audit log (read here) shows no trainee
+    # request in the namespace during the drill; no fix credit and no recovery credit.
+    events = {e["event"]: e for e in result.events}
+    assert "fix_state" in events, "%s: no fix_state in the timeline" % context
+    faulted = [o for o in events["fix_state"]["data"]["objects"] if o["faulted"]]
+    assert faulted and all(o["verdict"] == "in_place" for o in faulted), (context, faulted)
+    assert drill_runner.trainee_requests(result) == [], context
+    card = drill_runner.scorecard(result)
+    fix = card["fix_assessment"]
+    assert fix["level"] == "no_fix" and fix["cause_fixes"] == [] and fix["symptom_fixes"] == [], (context, fix)
+    points = {c["id"]: c["points"] for c in card["criteria"]}
+    assert points["technical.problem_solving"] == 0 and points["technical.service_recovery"] == 0, (context, points)
+    assert card["totals"]["result"] != "pass", (context, card["totals"])

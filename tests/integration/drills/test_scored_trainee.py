@@ -30,6 +30,8 @@ pytestmark = pytest.mark.drill
 NAMESPACE = "opsdrill-trainee"
 KEY = "outage/resources/memory_limits"
 RESPONSE_WINDOW_S = 240
+# The team's recovery must hold this long (3 looks at least) before it is recorded.
+RECOVERY_HOLD_S = 20
 TRAINEE = "trainee-1"
 # Pod status times have whole seconds (truncated), the drill and the test read the clock
 # in different processes: orderings between them get this much slack.
@@ -192,7 +194,23 @@ class Trainee:
                     return cols[0]
             assert time.time() < deadline, "no backend-api pod with restarts in:\n%s" % out
 
+    def silence(self):
+        """Acknowledge the page the way an on-call does: a silence in Alertmanager, through
+        the API server's service proxy (the audit log witnesses who and when)."""
+        now = utc_now()
+        body = {"matchers": [{"name": "alertname", "value": "ServiceDown", "isRegex": False},
+                             {"name": "namespace", "value": self.namespace, "isRegex": False}],
+                "startsAt": iso(now), "endsAt": iso(now + datetime.timedelta(minutes=30)),
+                "createdBy": self.kube.user, "comment": "acknowledged, investigating"}
+        path = "/api/v1/namespaces/%s/services/alertmanager:9093/proxy/api/v2/silences" % (
+            drill_runner.snapshot.control_namespace(self.namespace))
+        self.silenced_at = time.time()
+        proc = self.kube.run("create", "--raw", path, "-f", "-", input_text=json.dumps(body), check=False)
+        say("%s: silence ServiceDown -> rc %d %s" % (self.kube.user, proc.returncode, proc.stdout.strip()[:80]))
+        assert proc.returncode == 0, "the trainee could not create a silence: %s" % proc.stderr.strip()
+
     def investigate_and_fix(self):
+        self.silence()
         self.desk.post("acknowledge", "ServiceDown for backend-api acknowledged, %s is on it" % self.desk.author)
         self.desk.post("incident_log", "ServiceDown fired: backend-api unreachable, SEO tool backend down")
         self.desk.post("team_coordination", "%s investigates backend-api; nobody else changes it" % self.desk.author)
@@ -276,7 +294,8 @@ def consistent(action, summary, event):
 # --------------------------------------------------------------------------------------
 
 def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
-    runner = drill_runner.DrillRunner(KEY, trainee_ns, lab, drill_output, response_window_s=RESPONSE_WINDOW_S, log=say)
+    runner = drill_runner.DrillRunner(KEY, trainee_ns, lab, drill_output, response_window_s=RESPONSE_WINDOW_S,
+                                      extra_vars={"recovery_hold_s": RECOVERY_HOLD_S}, log=say)
     artifacts = runner.artifacts_dir
     outcome = {}
 
@@ -410,17 +429,30 @@ def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
     assert fixes["level"] == "cause_fixed_recovered" and fixes["symptom_fixes"] == [], fixes
     assert [f["action"] for f in fixes["cause_fixes"]] == ["rollout_undo"], fixes
 
-    # The desk was read (the engine's default desk file) and its criteria scored.
+    # The desk file was read (the engine's default desk file), but it is self-reported: it
+    # earns nothing under the default rubric, and says what it would have earned.
     sources = {s["name"]: s for s in card["sources"]}
     assert sources["desk"]["available"] and sources["desk"]["items"] == len(desk.entries), sources["desk"]
+    assert sources["desk"]["trust"] == "self_reported" and sources["audit"]["trust"] == "machine", sources
     assert sources["audit"]["available"], sources["audit"]
     criteria = {c["id"]: c for c in card["criteria"]}
-    for cid in ("process.communication", "process.coordination", "process.documentation",
-                "documentation.incident_record", "documentation.status_updates", "documentation.recovery_steps",
-                "documentation.postmortem"):
-        assert criteria[cid]["status"] != "not_assessed" and criteria[cid]["points"] > 0, criteria[cid]
+    by_source = card["totals"]["points_by_source"]
+    assert by_source["self_reported"] == 0 and by_source["self_reported_withheld"] > 0, by_source
+    assert by_source["machine"] == card["totals"]["points"], by_source
+    for cid in ("process.communication", "documentation.incident_record", "documentation.status_updates",
+                "documentation.recovery_steps", "documentation.postmortem"):
+        assert criteria[cid]["status"] == "not_assessed" and criteria[cid]["points_by_source"][
+            "self_reported_withheld"] > 0, criteria[cid]
     for cid in ("technical.service_recovery", "technical.problem_solving", "technical.log_analysis"):
         assert criteria[cid]["points"] == criteria[cid]["points_max"], criteria[cid]
+    # The acknowledgement is the silence, at the audit log's time of its request (the desk
+    # file's "acknowledge" is a claim).
+    silences = [e for e in audit if e.get("verb") == "create" and "/silences" in (e.get("requestURI") or "")
+                and started <= e["_epoch"] <= finished]
+    assert len(silences) == 1 and (silences[0].get("responseStatus") or {}).get("code", 200) < 300, silences
+    ack = metrics["time_to_acknowledge"]
+    assert ack["acknowledged_by"]["action"] == "silence_alert", ack
+    assert ack["seconds"] == pytest.approx(silences[0]["_epoch"] - alerted, abs=0.01), ack
 
     # The other four reports carry the same facts: the fix at the audit log's time of the
     # undo request (UTC, HH:MM:SS) and the measured time to detect.
@@ -450,6 +482,8 @@ def test_scored_trainee(lab, admin, trainee_kube, trainee_ns, drill_output):
     figures = {
         "drill_id": result.drill_id, "time_to_detect_s": detect, "time_to_recover_s": recover["seconds"],
         "time_to_acknowledge_s": metrics["time_to_acknowledge"]["seconds"],
+        "points_by_source": card["totals"]["points_by_source"],
+        "recovery_held_s": restored["data"].get("held_s"),
         "first_oom_after_injection_s": round(first_oom - injected, 1),
         "new_pods_ready_after_injection_s": round(new_ready_at - injected, 1),
         "actions": sorted(names), "actions_matched": len(used), "desk_entries": len(desk.entries),

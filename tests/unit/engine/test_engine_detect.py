@@ -1,5 +1,7 @@
 """Symptom detection: every detect type against a fake view of the cluster."""
 
+import datetime
+
 import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect
@@ -169,3 +171,26 @@ def test_parse_ts():
 def test_unschedulable_pods_are_named():
     pods = [pod("p1"), pod("p2", scheduled="0/1 nodes are available: 1 Insufficient cpu.")]
     assert detect.unschedulable(pods) == ["p2: 0/1 nodes are available: 1 Insufficient cpu."]
+
+
+# --------------------------------------------------------------------------------------
+# the alert's time is Prometheus' own (activeAt + the rule's for), not the engine's poll
+
+RULES = {"status": "success", "data": {"groups": [{"name": "seo", "rules": [
+    {"type": "alerting", "name": "ServiceDown", "duration": 30, "alerts": [
+        {"labels": {"alertname": "ServiceDown", "namespace": "other"}, "state": "firing",
+         "activeAt": "2026-11-29T08:00:00.5Z"},
+        {"labels": {"alertname": "ServiceDown", "namespace": "seo-tool"}, "state": "firing",
+         "activeAt": "2026-11-29T08:01:02.123456789Z"},
+        {"labels": {"alertname": "ServiceDown", "namespace": "seo-tool"}, "state": "pending",
+         "activeAt": "2026-11-29T08:00:30Z"}]},
+    {"type": "recording", "name": "seo:errors"}]}]}}
+
+
+def test_alert_timing_is_prometheus_firing_time_in_the_drill_namespace():
+    timing = detect.alert_timing(RULES, "ServiceDown", "seo-tool")
+    active = datetime.datetime(2026, 11, 29, 8, 1, 2, 123457, tzinfo=datetime.timezone.utc).timestamp()
+    assert timing == {"active_at": round(active, 3), "for_s": 30.0, "fired_at": round(active + 30, 3)}
+    # pending instances and other namespaces' do not count; no firing instance: None
+    assert detect.alert_timing(RULES, "HighErrorRate", "seo-tool") is None
+    assert detect.rfc3339_epoch("2026-11-29T08:00:00+01:00") == detect.rfc3339_epoch("2026-11-29T07:00:00Z")

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+import time
 
 import pytest
 
@@ -14,7 +15,11 @@ DRILL = {"drill_id": "seo-tool-20261122T173000Z", "scenario": "outage", "variant
 
 
 def test_record_has_the_contract_fields():
+    before = time.time()
     record = tl.make_event("fault_injected", DRILL, {"target": "Deployment/backend-api"}, now=1795368601.1234)
+    # Dated by its source: when the engine wrote it is kept beside it.
+    recorded = record.pop("recorded_epoch")
+    assert before - 0.01 <= recorded <= time.time() + 0.01
     assert record == {"schema": 1, "ts": "2026-11-22T17:30:01.123Z", "epoch": 1795368601.123,
                       "drill_id": "seo-tool-20261122T173000Z", "event": "fault_injected",
                       "scenario": "outage", "variant": "resources", "fault": "memory_limits",

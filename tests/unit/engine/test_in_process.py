@@ -90,7 +90,7 @@ def runs(tmp_path_factory):
     playbook = tmp / "play.yml"
     playbook.write_text(PLAYBOOK % dict(here=tmp / "here", there=tmp / "there", out=out,
                                         audit=os.path.join(FIXTURES, "audit-recovered.log"),
-                                        catalog=os.path.join(FIXTURES, "catalog-memory-limits.yml")))
+                                        catalog=os.path.join(REPO, "plugins", "module_utils", "catalog", "faults.yml")))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp / "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
                PATH=BIN + os.pathsep + os.environ.get("PATH", ""))

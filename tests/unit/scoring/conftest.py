@@ -2,15 +2,19 @@
 
 import json
 import os
+import tempfile
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import build_scorecard
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import build_scorecard, load_rubric
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, 'fixtures')
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 SCHEMAS = os.path.join(REPO, 'plugins', 'module_utils', 'scoring', 'schemas')
+# The real fault catalog: a scorecard picks the drill's entry from it (never a hand-written copy).
+CATALOG = os.path.join(REPO, 'plugins', 'module_utils', 'catalog', 'faults.yml')
+RECORDED = os.path.join(FIXTURES, 'recorded')
 
 
 def fx(name):
@@ -22,14 +26,28 @@ def load_schema(name):
         return json.load(handle)
 
 
+def desk_counts_rubric():
+    """The default rubric with a desk file's points counted (``self_reported.max_points``
+    100): the tests of the desk's matching use it; the default (0) is test_recorded.py's."""
+    path = os.path.join(tempfile.gettempdir(), 'opsdrill-rubric-desk-counts-%d.json' % os.getpid())
+    if not os.path.exists(path):
+        data = load_rubric().data
+        data = dict(data, self_reported={'max_points': 100})
+        with open(path, 'w', encoding='utf-8') as handle:
+            json.dump(data, handle)
+    return path
+
+
 def score(timeline='timeline-recovered.jsonl', audit='audit-recovered.log', desk='desk-full.json',
-          catalog='catalog-memory-limits.yml', **kw):
-    """Score fixture files; pass None to leave a source out."""
+          catalog=CATALOG, **kw):
+    """Score fixture files; pass None to leave a source out. The desk file counts
+    (desk_counts_rubric) unless ``rubric_file`` says otherwise."""
+    kw.setdefault('rubric_file', desk_counts_rubric())
     args = dict(
         timeline_file=fx(timeline) if timeline else None,
         audit_log=fx(audit) if audit else None,
         desk_file=fx(desk) if desk else None,
-        catalog_entry_file=fx(catalog) if catalog else None,
+        catalog_entry_file=(catalog if os.path.isabs(catalog) else fx(catalog)) if catalog else None,
     )
     args.update(kw)
     scorecard, dummy = build_scorecard(**args)

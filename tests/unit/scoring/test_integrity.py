@@ -80,7 +80,8 @@ def test_reading_the_answer_key_costs_and_earns_nothing(flagged):
     assert flagged['totals'] == clean['totals']
     # ... and no credit: the read (before the alert) is not the first action
     assert flagged['metrics']['time_to_acknowledge'] == clean['metrics']['time_to_acknowledge']
-    assert flagged['metrics']['time_to_acknowledge']['acted_before_alert'] is False
+    assert flagged['metrics']['first_response'] == clean['metrics']['first_response']
+    assert flagged['metrics']['first_response']['acted_before_alert'] is False
     person = [p for p in flagged['participants'] if p['name'] == 'trainee-1'][0]
     assert person['first_action_at'] == [p for p in clean['participants'] if p['name'] == 'trainee-1'][0]['first_action_at']
 

@@ -13,7 +13,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.opsdrill.drills.plugins.modules import drill_scorecard as module
 from ansible_collections.opsdrill.drills.plugins.callback.drill_scorecard import CallbackModule
 
-from .conftest import REPO, fx
+from .conftest import CATALOG, REPO, fx
 
 BIN = os.path.dirname(sys.executable)
 
@@ -38,7 +38,7 @@ def artifacts(tmp_path):
 def test_module_writes_reports_and_returns_summary(capsys, artifacts):
     result = _module_result(capsys, {
         'artifacts_dir': str(artifacts), 'audit_log': fx('audit-recovered.log'), 'desk_file': fx('desk-full.json'),
-        'catalog_entry_file': fx('catalog-memory-limits.yml'), 'trainer_marks': {'documentation.postmortem': {'score': 5}},
+        'catalog_entry_file': CATALOG, 'trainer_marks': {'documentation.postmortem': {'score': 5}},
     })
     assert result['changed'] is True
     summary = result['summary']
@@ -140,7 +140,7 @@ def make_callback(**opts):
 
 
 def test_callback_scores_from_drill_event_results(artifacts):
-    cb = make_callback(audit_log=fx('audit-recovered.log'), catalog_entry_file=fx('catalog-memory-limits.yml'))
+    cb = make_callback(audit_log=fx('audit-recovered.log'), catalog_entry_file=CATALOG)
     event = FakeTask('opsdrill.drills.drill_event', uuid='e1')
     cb.v2_playbook_on_task_start(event, False)
     cb.v2_runner_on_ok(FakeResult(event, {'drill_artifacts_dir': str(artifacts),
@@ -268,7 +268,7 @@ def test_playbook_with_module_and_callback(collections_path, tmp_path):
         that:
           - score.summary.recovered_by == 'rollback'
           - score.summary.criteria['technical.service_recovery'].points == 0
-""" % dict(art=art, audit=fx('audit-rollback-only.log'), desk=fx('desk-full.json'), catalog=fx('catalog-memory-limits.yml')))
+""" % dict(art=art, audit=fx('audit-rollback-only.log'), desk=fx('desk-full.json'), catalog=CATALOG))
     proc = subprocess.run(
         [os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', '-e',
          'ansible_python_interpreter=%s' % sys.executable, str(playbook)],

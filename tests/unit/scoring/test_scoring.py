@@ -10,7 +10,9 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import (
     SCORECARD_SCHEMA_VERSION, load_rubric, load_timeline, summarize)
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.timeutil import parse_ts
 
-from .conftest import REPO, check_item, crit, fx, score
+from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
+
+from .conftest import CATALOG, REPO, check_item, crit, fx, score
 
 SCENARIOS = {
     'recovered': dict(),
@@ -19,7 +21,7 @@ SCENARIOS = {
     'no_alert': dict(timeline='timeline-no-alert.jsonl'),
     'two_trainees': dict(audit='audit-two-trainees.log', desk='desk-two-trainees.json'),
     'symptom_only': dict(timeline='timeline-error-spike-symptom.jsonl', audit='audit-symptom-only.log',
-                         catalog='catalog-memory-leaks.yml'),
+                         catalog=CATALOG),
     'nothing_but_timeline': dict(audit=None, desk=None, catalog=None),
     'marks': dict(trainer_marks_file=fx('marks-good.yml')),
 }
@@ -71,16 +73,18 @@ def test_recovered_by_team():
     assert m['time_to_recover']['seconds'] == _seconds(tl.injected_at, tl.restored_by_team_at)
     assert m['time_to_recover']['recovered_by'] == 'team'
     assert m['rollback']['seconds'] == _seconds(tl.ts_of('rollback_started'), tl.ts_of('rollback_finished'))
-    # first trainee action: the desk acknowledgement (17:32:50) precedes the first kubectl request
-    first = parse_ts(m['time_to_acknowledge']['first_action']['ts'])
-    assert m['time_to_acknowledge']['first_action']['action'] == 'acknowledge'
-    assert m['time_to_acknowledge']['seconds'] == _seconds(tl.alert_at, first)
-    assert all(c['status'] != 'not_assessed' for c in sc['criteria'])
-    assert sc['fix_assessment']['level'] == 'cause_fixed_recovered'
-    assert crit(sc, 'technical.problem_solving')['points'] == 10
+    # first response: the first kubectl request after the alert (the desk file's entries
+    # are self-reported: their times are claims)
+    first = m['first_response']['first_action']
+    assert first['source'] == 'audit' and m['first_response']['seconds'] == _seconds(tl.alert_at, parse_ts(first['ts']))
+    # no silence, and a desk file's "acknowledge" is no acknowledgement
+    assert m['time_to_acknowledge']['seconds'] is None and 'no acknowledgement' in m['time_to_acknowledge']['note']
+    # this hand-written timeline has no fix_state: whether the cause is gone is not assessed
+    assert sc['fix_assessment']['level'] == 'not_assessed' and 'fix state' in sc['fix_assessment']['note']
+    assert crit(sc, 'technical.problem_solving')['status'] == 'not_assessed'
     assert crit(sc, 'technical.service_recovery')['points'] == 10
+    assert 'not scaled' in crit(sc, 'technical.service_recovery')['reason']
     assert sc['totals']['result'] == 'pass'
-    assert check_item(sc, 'outage.investigation.identify_cause')['status'] == 'done'
 
 
 def test_slower_recovery_earns_fewer_points(tmp_path):
@@ -110,15 +114,12 @@ def test_no_recovery_at_all():
     rec = crit(sc, 'technical.service_recovery')
     assert rec['status'] == 'fail' and rec['points'] == 0  # assessed: a real zero, with its evidence
     assert any(e['action'].startswith('response_window_ended') for e in rec['evidence'])
-    # rollout restart and pod delete only hide the symptom of a lowered memory limit
+    # rollout restart and pod delete: changes the catalog calls symptom-only; whether the
+    # cause is gone needs the cluster's fix state, which this hand-written timeline lacks
     fix = sc['fix_assessment']
-    assert fix['level'] == 'symptom_only'
+    assert fix['level'] == 'not_assessed'
     assert {e['action'] for e in fix['symptom_fixes']} == {'rollout_restart', 'delete_pod'}
-    ps = crit(sc, 'technical.problem_solving')
-    levels = [c for c in load_rubric().criteria if c.id == 'technical.problem_solving'][0].params['levels']
-    assert ps['points'] == pytest.approx(10 * levels['symptom_only'])
     assert check_item(sc, 'outage.recovery.implement_fix')['status'] == 'done'
-    assert check_item(sc, 'outage.investigation.identify_cause')['status'] == 'missed'
     assert sc['phases'][-1]['name'] == 'total' and sc['drill']['result'] == 'failed'
     # service recovery is required: good communication cannot make up for it
     assert sc['totals']['percent'] >= sc['totals']['pass_percent']
@@ -144,16 +145,10 @@ def test_recovery_only_by_the_rollback(tmp_path):
     rec = crit(sc, 'technical.service_recovery')
     assert rec['points'] == 0 and 'rollback' in rec['summary']
     ps = crit(sc, 'technical.problem_solving')
+    # no trainee change at all: no fix, whatever the cluster's state
     assert sc['fix_assessment']['level'] == 'no_fix' and ps['points'] == 0
     assert 'rollback' in ps['summary']
     assert crit(sc, 'technical.log_analysis')['points'] == 7  # the investigation still counts
-
-
-def test_cause_fixed_but_not_recovered_in_time():
-    sc = score(timeline='timeline-rollback-only.jsonl')
-    assert sc['fix_assessment']['level'] == 'cause_fixed_not_recovered'
-    levels = [c for c in load_rubric().criteria if c.id == 'technical.problem_solving'][0].params['levels']
-    assert crit(sc, 'technical.problem_solving')['points'] == pytest.approx(10 * levels['cause_fixed_not_recovered'])
 
 
 def test_alert_never_fired():
@@ -167,9 +162,7 @@ def test_alert_never_fired():
     assert rt['status'] != 'not_assessed'
     assert 'never fired' in rt['reason']
     # measured from the injection less the catalog's alert_within_s
-    import yaml
-    with open(fx('catalog-memory-limits.yml')) as handle:
-        allowance = yaml.safe_load(handle)['alert_within_s']
+    allowance = catalog.lookup('outage', 'resources', 'memory_limits')['alert_within_s']
     first_action = parse_ts('2026-11-22T17:32:50Z')  # desk acknowledgement
     expected = max(0.0, (first_action - tl.injected_at).total_seconds() - allowance)
     assert '%d:%02d' % divmod(int(round(expected)), 60) in rt['summary']
@@ -183,21 +176,13 @@ def test_two_trainees():
     assert names == ['trainee-2', 'trainee-1']  # ordered by first action
     assert 'trainer-anna' not in names
     people = dict((p['name'], p) for p in sc['participants'])
-    assert people['trainee-2']['cause_fixes'] == 1
-    assert people['trainee-1']['cause_fixes'] == 0
-    first = sc['metrics']['time_to_acknowledge']['first_action']
+    assert people['trainee-2']['changes'] >= 1
+    first = sc['metrics']['first_response']['first_action']
     assert first['actor'] == 'trainee-2' and first['action'] == 'list_pods'
     coord = crit(sc, 'process.coordination')
     steps = dict((s['id'], s) for s in coord['steps'])
     assert steps['responders']['status'] == 'met' and steps['responders']['count'] == 2
-    fix = sc['fix_assessment']
-    assert [e['action'] for e in fix['cause_fixes']] == ['rollout_undo']
-    assert fix['cause_fixes'][0]['actor'] == 'trainee-2'
-    # scaling after the undo hides nothing here, but the catalog counts it as symptom-only
-    assert [e['action'] for e in fix['symptom_fixes']] == ['scale']
-    assert fix['level'] == 'cause_fixed_recovered'
     # both people's evidence is cited in the criteria they contributed to
-    assert 'technical.problem_solving' in people['trainee-2']['criteria']
     assert 'technical.error_analysis' in people['trainee-1']['criteria']
     log = crit(sc, 'technical.log_analysis')
     assert {e['actor'] for e in log['evidence']} == {'trainee-1', 'trainee-2'}
@@ -209,35 +194,12 @@ def test_symptom_only_fix_does_not_earn_full_problem_solving_credit():
     assert sc['metrics']['time_to_recover']['recovered_by'] == 'team'
     assert crit(sc, 'technical.service_recovery')['points'] > 0
     fix = sc['fix_assessment']
-    assert fix['level'] == 'symptom_only_recovered'
     assert [e['action'] for e in fix['symptom_fixes']] == ['rollout_restart']
-    ps = crit(sc, 'technical.problem_solving')
-    assert ps['points'] < ps['points_max'] and ps['status'] == 'fail'
-    assert 'symptom' in ps['summary']
     # error spike checklist and scenario-specific log analysis
     assert sc['checklist']['title'].startswith('Error spike')
     steps = dict((s['id'], s['status']) for s in crit(sc, 'technical.log_analysis')['steps'])
     assert steps == {'logs': 'met', 'verify_logs': 'met'}
     assert crit(sc, 'technical.service_recovery')['title'].startswith('Fix implementation')
-
-
-def test_symptom_fix_then_cause_fix_gets_full_credit(tmp_path):
-    """Adding the accepted fix after the restart turns the verdict into cause fixed."""
-    with open(fx('audit-symptom-only.log')) as handle:
-        lines = handle.read().splitlines()
-    restart = [json.loads(l) for l in lines if '"patch"' in l and 'restartedAt' in l][0]
-    fix = dict(restart, auditID='fix-1', requestReceivedTimestamp='2026-11-22T17:36:10.000000Z',
-               stageTimestamp='2026-11-22T17:36:10.020000Z',
-               requestObject={'spec': {'template': {'spec': {'containers': [
-                   {'name': 'api-gateway', 'env': [{'name': 'SEO_FAULT_LEAK_KB_PER_REQUEST', '$patch': 'delete'}]}]}}}})
-    path = tmp_path / 'audit.log'
-    path.write_text('\n'.join(lines + [json.dumps(fix)]) + '\n')
-    sc = score(timeline='timeline-error-spike-symptom.jsonl', audit=None, audit_log=str(path),
-               catalog='catalog-memory-leaks.yml')
-    assert sc['fix_assessment']['level'] == 'cause_fixed_recovered'
-    ps = crit(sc, 'technical.problem_solving')
-    assert ps['points'] == ps['points_max']
-    assert 'tried rollout_restart first' in ps['summary']
 
 
 def test_missing_sources_are_not_assessed_not_zero():
@@ -275,8 +237,12 @@ def test_without_desk_process_criteria_are_not_assessed():
     assert crit(sc, 'process.communication')['status'] == 'not_assessed'
     # response time still has the audit log
     assert crit(sc, 'process.response_time')['status'] == 'pass'
-    # coordination keeps only its responders step (30 % < 50 % assessable): not assessed
-    assert crit(sc, 'process.coordination')['status'] == 'not_assessed'
+    # coordination: an acknowledgement can be an Alertmanager silence in the audit log, so
+    # with the responders step it is assessable without a desk; nobody silenced: missed
+    coord = crit(sc, 'process.coordination')
+    steps = dict((s['id'], s['status']) for s in coord['steps'])
+    assert steps == {'acknowledged': 'missed', 'coordinated': 'not_assessed', 'responders': 'partial'}, steps
+    assert coord['status'] == 'fail'
 
 
 def test_no_timeline_at_all(tmp_path):
@@ -291,22 +257,17 @@ def test_catalog_entry_from_drill_state(tmp_path):
     import shutil
     import yaml
     shutil.copy(fx('timeline-recovered.jsonl'), str(tmp_path / 'timeline.jsonl'))
-    with open(fx('catalog-memory-limits.yml')) as handle:
-        entry = yaml.safe_load(handle)
+    entry = catalog.lookup('outage', 'resources', 'memory_limits')
     (tmp_path / 'drill-state.json').write_text(json.dumps({'drill_id': 'x', 'catalog_entry': entry}))
     sc = score(timeline=None, catalog=None, artifacts_dir=str(tmp_path))
-    assert sc['fix_assessment']['level'] == 'cause_fixed_recovered'
+    assert sc['fix_assessment']['catalog_key'] == 'outage/resources/memory_limits'
     assert [s for s in sc['sources'] if s['name'] == 'catalog'][0]['label'].endswith('drill-state.json#catalog_entry')
 
 
 def test_catalog_from_whole_faults_file(tmp_path):
-    import yaml
-    with open(fx('catalog-memory-limits.yml')) as h1, open(fx('catalog-memory-leaks.yml')) as h2:
-        faults = [yaml.safe_load(h2), yaml.safe_load(h1)]
-    path = tmp_path / 'faults.yml'
-    path.write_text(yaml.safe_dump(faults))
-    sc = score(catalog=None, catalog_entry_file=str(path))
+    sc = score(catalog=None, catalog_entry_file=CATALOG)
     assert sc['fix_assessment']['catalog_key'] == 'outage/resources/memory_limits'
+    assert [s for s in sc['sources'] if s['name'] == 'catalog'][0]['label'] == CATALOG
 
 
 def test_bad_catalog_entry_names_field():
@@ -323,7 +284,8 @@ def test_summary_for_set_stats():
     sc = score()
     summary = summarize(sc, {'json': '/x/scorecard.json'})
     assert summary['time_to_recover_s'] == sc['metrics']['time_to_recover']['seconds']
-    assert summary['criteria']['technical.problem_solving']['status'] == 'pass'
+    assert summary['criteria']['technical.service_recovery'] == {
+        'status': 'pass', 'points': 10.0, 'points_max': 10.0}
     assert summary['reports']['json'] == '/x/scorecard.json'
     json.dumps(summary)
 
@@ -337,10 +299,10 @@ def test_real_fault_catalog_entry_is_understood():
     sc = score(catalog=None, catalog_entry_file=REAL_CATALOG)
     fix = sc['fix_assessment']
     assert fix['catalog_key'] == 'outage/resources/memory_limits'
-    assert fix['level'] == 'cause_fixed_recovered'
-    assert fix['cause_fixes'][0]['rule'] == 'verb=patch, resource=deployments, name=backend-api'
+    # its cause part, {target_ref} filled; not judged without the cluster's fix state
+    assert [(p['part'], p['fixed']) for p in fix['parts']] == [('Deployment/backend-api', None)]
     sc2 = score(**dict(SCENARIOS['no_recovery'], catalog=None, catalog_entry_file=REAL_CATALOG))
-    assert sc2['fix_assessment']['level'] == 'symptom_only'
+    assert {e['action'] for e in sc2['fix_assessment']['symptom_fixes']} == {'rollout_restart', 'delete_pod'}
 
 
 def test_target_override_from_the_timeline(tmp_path):
@@ -355,9 +317,8 @@ def test_target_override_from_the_timeline(tmp_path):
     path = tmp_path / 'timeline.jsonl'
     path.write_text('\n'.join(lines) + '\n')
     sc = score(timeline=None, timeline_file=str(path))
-    # the trainee patched backend-api, but the fault was in worker
-    assert sc['fix_assessment']['level'] == 'unlisted_fix_recovered'
-    assert 'trainer should review' in crit(sc, 'technical.problem_solving')['summary']
+    # the cause part follows the fault's target
+    assert [p['part'] for p in sc['fix_assessment']['parts']] == ['Deployment/worker']
 
 
 def test_previous_drill_in_the_same_namespace_is_not_this_drills(tmp_path):
@@ -392,9 +353,9 @@ def test_previous_drill_in_the_same_namespace_is_not_this_drills(tmp_path):
     assert len(sc['actions']) == len(plain['actions'])
     assert all(started <= parse_ts(e['ts']) for e in sc['events'])
     # (compared without refs: the prepended lines shift the audit.log line numbers)
-    assert sc['fix_assessment']['level'] == plain['fix_assessment']['level'] == 'cause_fixed_recovered'
-    assert [(f['ts'], f['action']) for f in sc['fix_assessment']['cause_fixes']] == [
-        (f['ts'], f['action']) for f in plain['fix_assessment']['cause_fixes']]
-    assert sc['fix_assessment']['unlisted_changes'] == []
+    assert sc['fix_assessment']['level'] == plain['fix_assessment']['level']
+    for key in ('cause_fixes', 'symptom_fixes', 'unlisted_changes'):
+        assert [(f['ts'], f['action']) for f in sc['fix_assessment'][key]] == [
+            (f['ts'], f['action']) for f in plain['fix_assessment'][key]]
     audit = [s for s in sc['sources'] if s['name'] == 'audit'][0]
     assert '3 before or after the drill' in audit['note']
