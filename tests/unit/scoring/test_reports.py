@@ -117,6 +117,26 @@ def test_incident_record_fills_the_timeline(two_trainee_reports):
     assert '<b>' not in text and '&lt;b&gt;' in text
 
 
+def test_key_moments_are_in_time_order(tmp_path):
+    """A first action before the alert is listed before it (it was listed after)."""
+    lines = []
+    with open(fx('timeline-recovered.jsonl')) as handle:
+        for line in handle:
+            event = json.loads(line)
+            if event['event'] == 'alert_firing':
+                event['epoch'] += 120  # the alert fires after the team's first requests
+            lines.append(json.dumps(event))
+    path = tmp_path / 'timeline.jsonl'
+    path.write_text('\n'.join(lines) + '\n')
+    sc = score(timeline=None, timeline_file=str(path))
+    text = render_all(sc)['incident_record']
+    moments = re.search(r'## Key moments\n(.*?)\n## ', text, re.S).group(1)
+    times = [row.split('|')[2].strip() for row in moments.splitlines()[2:] if 'not recorded' not in row]
+    assert len(times) >= 5 and times == sorted(times), moments
+    labels = [row.split('|')[1].strip() for row in moments.splitlines()[2:]]
+    assert labels.index('First action') < labels.index('Alert firing'), labels
+
+
 def test_incident_record_without_recovery_says_so():
     sc = score(timeline='timeline-rollback-only.jsonl', audit='audit-rollback-only.log')
     text = render_all(sc)['incident_record']
