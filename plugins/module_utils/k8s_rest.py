@@ -432,8 +432,9 @@ def _api_error(exc, method, path):
     reason, message, body = exc.reason, text.strip()[:500], None
     try:
         body = json.loads(text)
-        reason = body.get("reason") or reason
-        message = body.get("message") or message
     except ValueError:
         pass
+    if isinstance(body, dict):  # a Status; a proxied service may answer any JSON
+        reason = body.get("reason") or reason
+        message = body.get("message") or message
     return ApiError(exc.code, reason, message, method, path, body)

@@ -24,6 +24,7 @@ import pytest
 
 import drill_runner
 from kubectl import Kube
+from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest  # noqa: E402 (drill_runner's path)
 
 pytestmark = pytest.mark.drill
 
@@ -204,10 +205,11 @@ class Trainee:
                 "createdBy": self.kube.user, "comment": "acknowledged, investigating"}
         path = "/api/v1/namespaces/%s/services/alertmanager:9093/proxy/api/v2/silences" % (
             drill_runner.snapshot.control_namespace(self.namespace))
-        self.silenced_at = time.time()
-        proc = self.kube.run("create", "--raw", path, "-f", "-", input_text=json.dumps(body), check=False)
-        say("%s: silence ServiceDown -> rc %d %s" % (self.kube.user, proc.returncode, proc.stdout.strip()[:80]))
-        assert proc.returncode == 0, "the trainee could not create a silence: %s" % proc.stderr.strip()
+        # (kubectl create --raw sends no JSON content type, which Alertmanager refuses.)
+        client = k8s_rest.Client.from_env(self.kube.kubeconfig, None, timeout=15)
+        answer = client.request("POST", path, body=body)
+        say("%s: silence ServiceDown -> %s" % (self.kube.user, answer))
+        assert (answer or {}).get("silenceID"), answer
 
     def investigate_and_fix(self):
         self.silence()

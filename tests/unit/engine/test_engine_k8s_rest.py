@@ -215,6 +215,14 @@ def test_non_json_error_body():
         client.get("Pod", "p")
 
 
+def test_a_proxied_service_answering_a_json_string():
+    # Alertmanager through the service proxy answers a 400 with a JSON string, not a Status.
+    err = urllib.error.HTTPError("http://x", 400, "Bad Request", {}, io.BytesIO(b'"end time can\'t be in the past"'))
+    client, _calls = client_with([err])
+    with pytest.raises(kr.ApiError, match=r"HTTP 400 Bad Request: \"end time can't be in the past\""):
+        client.request("POST", "/api/v1/namespaces/x/services/alertmanager:9093/proxy/api/v2/silences", body={})
+
+
 def test_from_env_explains_both_failures(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
