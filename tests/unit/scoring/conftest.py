@@ -26,6 +26,20 @@ def load_schema(name):
         return json.load(handle)
 
 
+def edited_timeline(tmp_path, edit, name='timeline-recovered.jsonl'):
+    """A copy of a fixture timeline with ``edit(event)`` applied to every event (in place);
+    returns its path."""
+    lines = []
+    with open(fx(name)) as handle:
+        for line in handle:
+            event = json.loads(line)
+            edit(event)
+            lines.append(json.dumps(event))
+    path = tmp_path / 'timeline.jsonl'
+    path.write_text('\n'.join(lines) + '\n')
+    return str(path)
+
+
 def desk_counts_rubric():
     """The default rubric with a desk file's points counted (``self_reported.max_points``
     100): the tests of the desk's matching use it; the default (0) is test_recorded.py's."""

@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import (
     REPORT_FILES, build_scorecard, load_rubric, render_all, write_reports)
 
-from .conftest import RECORDED, crit, fx, score
+from .conftest import RECORDED, crit, edited_timeline, fx, score
 
 EVIL = '<script>alert("x")</script> & <img src=x onerror=alert(1)> | `rm -rf` _x_'
 
@@ -119,16 +119,10 @@ def test_incident_record_fills_the_timeline(two_trainee_reports):
 
 def test_key_moments_are_in_time_order(tmp_path):
     """A first action before the alert is listed before it (it was listed after)."""
-    lines = []
-    with open(fx('timeline-recovered.jsonl')) as handle:
-        for line in handle:
-            event = json.loads(line)
-            if event['event'] == 'alert_firing':
-                event['epoch'] += 120  # the alert fires after the team's first requests
-            lines.append(json.dumps(event))
-    path = tmp_path / 'timeline.jsonl'
-    path.write_text('\n'.join(lines) + '\n')
-    sc = score(timeline=None, timeline_file=str(path))
+    def later_alert(event):
+        if event['event'] == 'alert_firing':
+            event['epoch'] += 120  # the alert fires after the team's first requests
+    sc = score(timeline=None, timeline_file=edited_timeline(tmp_path, later_alert))
     text = render_all(sc)['incident_record']
     moments = re.search(r'## Key moments\n(.*?)\n## ', text, re.S).group(1)
     times = [row.split('|')[2].strip() for row in moments.splitlines()[2:] if 'not recorded' not in row]

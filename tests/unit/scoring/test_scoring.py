@@ -12,7 +12,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.timeutil i
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
 
-from .conftest import CATALOG, REPO, check_item, crit, fx, score
+from .conftest import CATALOG, REPO, check_item, crit, edited_timeline, fx, score
 
 SCENARIOS = {
     'recovered': dict(),
@@ -89,16 +89,10 @@ def test_recovered_by_team():
 
 def test_slower_recovery_earns_fewer_points(tmp_path):
     """Move the team's recovery later in the recorded timeline: the band drops."""
-    lines = []
-    with open(fx('timeline-recovered.jsonl')) as handle:
-        for line in handle:
-            ev = json.loads(line)
-            if ev['event'] == 'steady_state_restored' and ev['data'].get('by') == 'team':
-                ev['epoch'] += 20 * 60  # 8:30 -> 28:30
-            lines.append(json.dumps(ev))
-    path = tmp_path / 'timeline.jsonl'
-    path.write_text('\n'.join(lines) + '\n')
-    sc = score(timeline=None, timeline_file=str(path))
+    def later_recovery(event):
+        if event['event'] == 'steady_state_restored' and event['data'].get('by') == 'team':
+            event['epoch'] += 20 * 60  # 8:30 -> 28:30
+    sc = score(timeline=None, timeline_file=edited_timeline(tmp_path, later_recovery))
     rec = crit(sc, 'technical.service_recovery')
     bands = [c for c in load_rubric().criteria if c.id == 'technical.service_recovery'][0].params['bands']
     assert rec['points'] == pytest.approx(10 * bands[-1]['ratio'])
@@ -307,16 +301,10 @@ def test_real_fault_catalog_entry_is_understood():
 
 def test_target_override_from_the_timeline(tmp_path):
     """A fault aimed at another workload: {target} follows the fault_injected event."""
-    lines = []
-    with open(fx('timeline-recovered.jsonl')) as handle:
-        for line in handle:
-            ev = json.loads(line)
-            if ev['event'] == 'fault_injected':
-                ev['data']['target'] = 'Deployment/worker'
-            lines.append(json.dumps(ev))
-    path = tmp_path / 'timeline.jsonl'
-    path.write_text('\n'.join(lines) + '\n')
-    sc = score(timeline=None, timeline_file=str(path))
+    def other_target(event):
+        if event['event'] == 'fault_injected':
+            event['data']['target'] = 'Deployment/worker'
+    sc = score(timeline=None, timeline_file=edited_timeline(tmp_path, other_target))
     # the cause part follows the fault's target
     assert [p['part'] for p in sc['fix_assessment']['parts']] == ['Deployment/worker']
 
