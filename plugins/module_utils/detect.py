@@ -334,12 +334,6 @@ def alert_state(alerts_response, alert, namespace=None):
     return "inactive"
 
 
-def rfc3339_epoch(text):
-    """Prometheus' RFC 3339 times (nanoseconds, ``Z`` or an offset) -> epoch seconds."""
-    text = re.sub(r"\.(\d{1,6})\d*", lambda m: "." + m.group(1).ljust(6, "0"), str(text).strip())
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 def alert_timing(rules_response, alert, namespace=None):
     """When ``alert`` fired by Prometheus' own clock, from a /api/v1/rules answer:
     ``{active_at, for_s, fired_at}`` (epoch seconds; ``fired_at`` = ``activeAt`` plus the
@@ -353,11 +347,13 @@ def alert_timing(rules_response, alert, namespace=None):
                 continue
             for item in rule.get("alerts") or []:
                 labels = item.get("labels") or {}
-                if item.get("state") != "firing" or not item.get("activeAt"):
+                if item.get("state") != "firing":
                     continue
                 if namespace and labels.get("namespace") not in (None, namespace):
                     continue
-                active = rfc3339_epoch(item["activeAt"])
+                active = _parse_ts(item.get("activeAt"))
+                if active is None:
+                    continue
                 for_s = float(rule.get("duration") or 0)
                 if best is None or active < best["active_at"]:
                     best = {"active_at": round(active, 3), "for_s": for_s,

@@ -23,7 +23,6 @@ the others. Secret values are compared as digests and never leave this module in
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
@@ -74,16 +73,13 @@ def flatten(obj):
     out = {}
     _flatten(judged_sections(obj or {}), "", out)
     if (obj or {}).get("kind") == "Secret":
-        out = {path: _digest(value) if path.split(".", 1)[0] in ("data", "stringData") else value
+        out = {path: snapshot._redact(value)  # pylint: disable=protected-access
+               if path.split(".", 1)[0] in ("data", "stringData") else value
                for path, value in out.items()}
     return out
 
 
-def _digest(value):
-    return "<secret sha256:%s>" % hashlib.sha256(str(value).encode("utf-8")).hexdigest()[:12]
-
-
-def _same(a, b, path):
+def _same(a, b):
     if a == b:
         return True
     try:
@@ -110,7 +106,7 @@ def fault_paths(before, after):
     out = []
     for path in sorted(set(a) | set(b)):
         left, right = a.get(path, ABSENT), b.get(path, ABSENT)
-        if not _same(left, right, path):
+        if not _same(left, right):
             out.append({"path": path, "before": _show(left), "after": _show(right)})
     return out
 
@@ -140,7 +136,7 @@ def judge(recorded, live):
         current = {k: _show(v) for k, v in (now or {}).items()}
         for path in sorted(set(injected) | set(current)):
             left, right = injected.get(path, ABSENT), current.get(path, ABSENT)
-            if not _same(left, right, path):
+            if not _same(left, right):
                 paths.append({"path": path, "verdict": "changed", "before": left, "after": left, "live": right})
         return {"ref": recorded["ref"], "faulted": False, "verdict": "changed" if paths else "untouched",
                 "paths": paths}
@@ -151,9 +147,9 @@ def judge(recorded, live):
             current = "<object deleted>"
         else:
             current = _show(now.get(change["path"], ABSENT))
-        if _same(current, change["after"], change["path"]):
+        if _same(current, change["after"]):
             verdict = "in_place"
-        elif _same(current, change["before"], change["path"]):
+        elif _same(current, change["before"]):
             verdict = "reverted"
         else:
             verdict = "changed"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 
 def deployment_problems(deployments):
@@ -94,3 +95,20 @@ class Hold:
         self.checks += 1
         self.held = self.checks >= self.min_checks and at - self.since >= self.hold_s
         return self.held
+
+
+def wait_until_held(look, hold, timeout_at, begin_by=None, poll_s=5.0, clock=None, sleep=None):
+    """Call ``look()`` (a dict with ``healthy``) every ``poll_s`` seconds and feed ``hold``
+    until it holds or ``timeout_at`` passes. A healthy stretch counts only when it began by
+    ``begin_by``: once that time has passed with none under way, the wait ends. Returns the
+    last look."""
+    clock = clock or time.time
+    sleep = sleep or time.sleep
+    while True:
+        now = clock()
+        result = look()
+        if begin_by is not None and now >= begin_by and hold.since is None:
+            return result  # no stretch under way by the end of the window: none can count
+        if hold.observe(now, result["healthy"]) or clock() >= timeout_at:
+            return result
+        sleep(max(0.0, min(poll_s, timeout_at - clock())))

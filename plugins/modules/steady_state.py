@@ -124,8 +124,6 @@ pods_ready:
   type: str
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
@@ -202,16 +200,8 @@ def run(module):
     # Wait here until the steady state has held for hold_s with at least min_checks
     # healthy looks in a row; a relapse starts the hold again.
     hold = steady_state.Hold(params["hold_s"], params["min_checks"])
-    while True:
-        now = time.time()
-        result = check(api, params)
-        if hold.observe(now, result["healthy"]):
-            break
-        if time.time() >= params["timeout_at"]:
-            break
-        if params["begin_by"] is not None and hold.since is None and time.time() >= params["begin_by"]:
-            break  # no healthy stretch began in time: none can count
-        time.sleep(max(0.0, min(params["poll_s"], params["timeout_at"] - time.time())))
+    result = steady_state.wait_until_held(lambda: check(api, params), hold, params["timeout_at"],
+                                          params["begin_by"], params["poll_s"])
     result.update(healthy=hold.held, healthy_since=hold.since if hold.held else None, held_s=hold.held_s, checks=hold.checks,
                   relapses=hold.relapses)
     module.exit_json(changed=False, **result)

@@ -93,20 +93,21 @@ def target_of(entry, override=None):
     return kind, name
 
 
-def _substitute(rules, kind, name):
-    """Fill the catalog's placeholders {target}, {target_kind}, {target_ref}."""
-    values = {'{target}': name, '{target_kind}': kind,
-              '{target_ref}': '%s/%s' % (kind, name) if kind and name else name}
-    out = []
-    for rule in rules:
-        new = {}
-        for key, value in rule.items():
-            for placeholder, real in values.items():
-                if real and placeholder in value:
-                    value = value.replace(placeholder, real)
-            new[key] = value
-        out.append(new)
-    return out
+def _substitute(value, kind, name):
+    """Fill the catalog's placeholders {target}, {target_kind}, {target_ref} in a rule or
+    cause part (strings, lists and mappings of them)."""
+    if isinstance(value, list):
+        return [_substitute(v, kind, name) for v in value]
+    if isinstance(value, dict):
+        return dict((k, _substitute(v, kind, name)) for k, v in value.items())
+    if not isinstance(value, str):
+        return value
+    values = {'{target_ref}': '%s/%s' % (kind, name) if kind and name else name,
+              '{target_kind}': kind, '{target}': name}
+    for placeholder, real in values.items():
+        if real and placeholder in value:
+            value = value.replace(placeholder, real)
+    return value
 
 
 class FixCatalog(object):
@@ -220,22 +221,10 @@ def check_parts(parts, path='<catalog entry>', field='cause_parts'):
 
 
 def is_cosmetic(item):
-    """A write that cannot have removed a cause: a restart, or a body (the audit log's
-    Request level) that changed metadata only (``kubectl annotate``, ``kubectl label``)."""
-    if item.action == 'rollout_restart':
-        return True
+    """A write whose body (the audit log's Request level) changed metadata only
+    (``kubectl annotate``, ``kubectl label``): it cannot have fixed anything."""
     changed = item.details.get('changed')
     return bool(changed) and all(str(path).startswith(('metadata.', '/metadata')) for path in changed)
-
-
-def _fill(value, kind, name):
-    if isinstance(value, str):
-        return value.replace('{target_ref}', '%s/%s' % (kind, name)).replace('{target}', name or '')
-    if isinstance(value, list):
-        return [_fill(v, kind, name) for v in value]
-    if isinstance(value, dict):
-        return dict((k, _fill(v, kind, name)) for k, v in value.items())
-    return value
 
 
 class FixJudgement(object):
@@ -249,7 +238,7 @@ class FixJudgement(object):
         self.has_audit = has_audit
         self.items = items
         if entry.get('cause_parts'):
-            parts = _fill(check_parts(entry['cause_parts'], path), kind, name)
+            parts = _substitute(check_parts(entry['cause_parts'], path), kind, name)
         else:
             # Default: every object the fault changed, on every path it changed.
             parts = [{'object': ref} for ref, obj in sorted(self.objects.items()) if obj.get('faulted')]
@@ -258,8 +247,9 @@ class FixJudgement(object):
     def _writes(self, ref):
         kind, name = ref.split('/', 1)
         resource = RESOURCE_OF_KIND.get(kind, kind.lower() + 's')
+        # A restart rewrites only an annotation of the pod template: no fix of a cause either.
         return [i for i in self.items if i.mutating and i.details.get('resource') == resource
-                and i.details.get('name') == name and not is_cosmetic(i)]
+                and i.details.get('name') == name and not is_cosmetic(i) and i.action != 'rollout_restart']
 
     def _judge(self, part):
         if 'any_of' in part:
@@ -293,12 +283,10 @@ class FixJudgement(object):
             fixed = bool(paths)
         else:
             fixed = bool(paths) and not any(p.get('verdict') == 'in_place' for p in paths)
-        verdicts = sorted(set(p.get('verdict') for p in paths))
         return {'part': ref, 'fixed': fixed, 'by': self._writes(ref) if fixed else [],
                 'detail': '%s (%s)' % ('fault change gone' if fixed else 'fault change still in place',
                                        ', '.join('%s %s' % (p.get('path'), p.get('verdict')) for p in paths[:4])
-                                       or 'no path'),
-                'verdicts': verdicts}
+                                       or 'no path')}
 
     @property
     def cause_fixed(self):

@@ -36,7 +36,7 @@ def request_signature(item):
 
 
 def polling_signatures(items, alert):
-    """Signatures of requests repeated before ``alert`` (None: none can be told)."""
+    """Signatures of requests repeated before ``alert`` (none without an alert)."""
     if alert is None:
         return set()
     counts = {}
@@ -68,9 +68,8 @@ class Anchors(object):
         self.drill_end = timeline.finished_at
         # Reading the drill's answer key is no acknowledgement of the alert.
         # A self-reported entry's time is a claim: it is no response and no acknowledgement.
-        trust = getattr(evidence, 'trust_of', lambda name: 'machine')
         team = [i for i in evidence.items if i.source in TEAM_SOURCES and i.action not in UNCREDITED_ACTIONS
-                and trust(i.source) != 'self_reported']
+                and evidence.trust_of(i.source) != 'self_reported']
         if self.injection is not None:
             team = [i for i in team if i.ts >= self.injection]
         if self.response_end is not None:

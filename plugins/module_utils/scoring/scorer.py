@@ -95,6 +95,7 @@ class Scorer(object):
             self.fix = FixJudgement(catalog_entry, state.data if state is not None else None, self.fix_items,
                                     evidence.has('audit'), target=target, path=catalog_path)
         self.judgements = self._judge_items()
+        self._fix_assessment = None
         self.anchors = Anchors(timeline, evidence, self.fix_items)
         self.ctx = MatchContext(timeline, evidence, self.anchors, self.judgements, self.catalog is not None)
 
@@ -127,13 +128,20 @@ class Scorer(object):
             rule = self.rule_verdicts.get(id(item), (None, None))[1]
             if id(item) in cause:
                 out[id(item)] = ('cause', rule)
-            elif item.action != 'rollout_restart' and is_cosmetic(item):
+            elif is_cosmetic(item):
                 continue  # kubectl annotate / label: no fix of anything, whatever rule its verb matches
             elif id(item) in self.rule_verdicts or item.action in DERIVED_ACTIONS:
                 out[id(item)] = ('symptom', rule)
         return out
 
     def fix_assessment(self):
+        """``(info, cause, symptom, other)``; computed once (recovery, problem solving and
+        the scorecard all ask)."""
+        if self._fix_assessment is None:
+            self._fix_assessment = self._assess_fix()
+        return self._fix_assessment
+
+    def _assess_fix(self):
         recovered_at = self.timeline.restored_by_team_at
         cause, symptom, other = [], [], []
         for item in self.fix_items:
@@ -157,8 +165,6 @@ class Scorer(object):
         if self.evidence.has('audit') and not changed:
             # The audit log shows no trainee change at all: nothing of theirs fixed anything.
             level = 'no_fix'
-            if self.fix is not None and self.fix.cause_fixed:
-                note = 'the cause is gone, but no trainee request changed it'
         elif missing:
             level = 'not_assessed'
             note = 'not assessed: needs %s' % ' and '.join(missing)
@@ -171,8 +177,8 @@ class Scorer(object):
             level = 'symptom_only_recovered' if recovered else 'symptom_only'
         else:
             level = 'no_fix'
-            if cause_fixed:
-                note = 'the cause is gone, but no trainee request changed it'
+        if level == 'no_fix' and cause_fixed:
+            note = 'the cause is gone, but no trainee request changed it'
         parts = []
         for part in (self.fix.parts if self.fix is not None else []):
             parts.append({'part': part['part'], 'fixed': part['fixed'], 'detail': part['detail'],
@@ -495,9 +501,19 @@ class Scorer(object):
         the criterion's automatic score and is the trainer's."""
         crits = self.rubric.criteria_for(self.scenario)
 
+        views = {}
+
         def view(levels):
-            return Scorer(self.timeline, self.evidence.trusted(levels), self.rubric, catalog_entry=self.catalog_entry,
-                          catalog_path=self.catalog_path, generated_at=self.generated_at)
+            # Scored once per set of sources it keeps: with no witnessed source the machine
+            # and witnessed views are one, with nothing withheld it is this scorer.
+            kept = frozenset(n for n in self.evidence.available if self.evidence.trust_of(n) in levels)
+            if kept == frozenset(self.evidence.available):
+                return self
+            if kept not in views:
+                views[kept] = Scorer(self.timeline, self.evidence.trusted(levels), self.rubric,
+                                     catalog_entry=self.catalog_entry, catalog_path=self.catalog_path,
+                                     generated_at=self.generated_at)
+            return views[kept]
 
         machine, witnessed = view(('machine',)), view(('machine', 'witnessed'))
         has_self = any(self.evidence.trust_of(n) == 'self_reported' for n in self.evidence.available)

@@ -61,6 +61,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import catalog  # 
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import ApiError  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import timeutil  # noqa: E402
 
 
 def fault_keys():
@@ -193,7 +194,7 @@ def trainee_requests(result, group="opsdrill:trainees"):
                 continue
             if (event.get("objectRef") or {}).get("namespace") != result.namespace:
                 continue
-            at = detect.rfc3339_epoch(event["requestReceivedTimestamp"])
+            at = timeutil.parse_ts(event["requestReceivedTimestamp"]).timestamp()
             if since <= at <= until:
                 found.append(event)
     return found

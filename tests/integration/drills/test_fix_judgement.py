@@ -248,7 +248,8 @@ class Run:
                     event = json.loads(line)
                 except ValueError:
                     continue
-                at = drill_runner.detect.rfc3339_epoch(event.get("requestReceivedTimestamp", "1970-01-01T00:00:00Z"))
+                at = drill_runner.timeutil.parse_ts(
+                    event.get("requestReceivedTimestamp", "1970-01-01T00:00:00Z")).timestamp()
                 user = (event.get("user") or {}).get("username")
                 ns = (event.get("objectRef") or {}).get("namespace")
                 # The trainees' requests (the scorer reads no others) in this drill's namespaces:

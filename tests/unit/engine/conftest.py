@@ -408,6 +408,28 @@ class FakeApi:
         return json.dumps(self.store, sort_keys=True)
 
 
+class Clock:
+    """A clock the code under test reads (``time`` or the instance itself) and that its
+    ``sleep`` moves: waits take no time."""
+
+    def __init__(self, now=0.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return Clock(0.0)
+
+
 @pytest.fixture
 def api():
     return FakeApi(demo_manifests())

@@ -251,23 +251,13 @@ def test_expired_lock_is_taken_over(api):
 
 # -- dead-man's switch -------------------------------------------------------------------
 
-class Clock:
-    def __init__(self, now=0.0):
-        self.now = now
 
-    def time(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
-
-
-def test_deadman_waits_then_restores(api):
+def test_deadman_waits_then_restores(api, clock):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
     state["deadline"] = 50
     rs.save_state(api, NS, state, objects, key=KEY)
-    clock, logs = Clock(0), []
+    logs = []
     code = rs.deadman(api, NS, deadline=50, poll_s=10, sleep=clock.sleep, now=clock.time,
                       log=lambda event, **kw: logs.append(event))
     assert code == 0 and clock.now >= 50
@@ -277,11 +267,11 @@ def test_deadman_waits_then_restores(api):
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
 
 
-def test_deadman_stops_when_disarmed(api):
+def test_deadman_stops_when_disarmed(api, clock):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
     rs.save_state(api, NS, dict(state, deadline=1000), objects, key=KEY)
-    clock, logs = Clock(0), []
+    logs = []
 
     def sleep(seconds):
         clock.sleep(seconds)
@@ -294,10 +284,9 @@ def test_deadman_stops_when_disarmed(api):
     assert snap.diff(objects, api.objects(touches_of(entry)))  # the fault is still there
 
 
-def test_deadman_follows_an_extended_deadline(api, stack):
+def test_deadman_follows_an_extended_deadline(api, stack, clock):
     rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": [], "touches": ["Deployment/redis"]},
                   [stack["Deployment/redis"]], key=KEY)
-    clock = Clock(0)
     rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
                log=lambda *a, **k: None)
     assert clock.now >= 300
@@ -408,12 +397,12 @@ def test_a_planted_restore_lock_does_not_block_the_restore(api, spec):
     assert api.store["Lease/opsdrill-restore-lock"]["spec"]["holderIdentity"] == "rollback/a"
 
 
-def test_deadman_keeps_guarding_a_garbled_state_and_fails_loudly_at_the_deadline(api, stack):
+def test_deadman_keeps_guarding_a_garbled_state_and_fails_loudly_at_the_deadline(api, stack, clock):
     rs.save_state(api, NS, {"armed": True, "deadline": 40, "touches": []}, [stack["Deployment/redis"]], key=KEY)
     cm = api.get("ConfigMap", "opsdrill-drill-state")
     cm["data"]["state.json"] = "{not json"
     api.replace(cm)
-    clock, logs = Clock(0), []
+    logs = []
     with pytest.raises(rs.IntegrityError):
         rs.deadman(api, NS, deadline=40, poll_s=10, sleep=clock.sleep, now=clock.time,
                    log=lambda event, **kw: logs.append(event))
@@ -522,10 +511,9 @@ def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
 
 
-def test_a_long_restore_renews_its_lock(api):
+def test_a_long_restore_renews_its_lock(api, clock):
     assert rs.acquire_lock(api, NS, "rollback/a")
     api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
-    clock = Clock(0)
     beat = rs.Heartbeat(lambda: rs.renew_lock(api, NS, "rollback/a"), every_s=30, clock=clock.time)
     beat()                                     # too early: nothing
     assert api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")

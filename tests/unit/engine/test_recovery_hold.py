@@ -1,7 +1,7 @@
 """The team's recovery must hold (steady_state.Hold): a brief healthy moment is none."""
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils.steady_state import Hold
+from ansible_collections.opsdrill.drills.plugins.module_utils.steady_state import Hold, wait_until_held
 
 
 def looks(hold, seq, start=100.0, every=5.0):
@@ -35,3 +35,35 @@ def test_never_held(seq):
 def test_min_checks_count_even_when_time_has_passed():
     hold = Hold(0, 3)
     assert looks(hold, [True, True, True], every=60) == 220.0
+
+
+def wait(clock, healthy_at, begin_by, timeout_at, hold_s=15, start=100.0):
+    """wait_until_held over a service healthy from ``healthy_at`` on (None: never), looked
+    at every 5 s on the fake clock (conftest)."""
+    clock.now = start
+    hold = Hold(hold_s, 3)
+    looks = []
+
+    def look():
+        looks.append(clock())
+        return {"healthy": healthy_at is not None and clock() >= healthy_at}
+
+    wait_until_held(look, hold, timeout_at, begin_by, 5, clock=clock, sleep=clock.sleep)
+    return hold, looks
+
+
+def test_a_recovery_begun_in_the_window_may_hold_after_it(clock):
+    hold, looks = wait(clock, healthy_at=115, begin_by=120, timeout_at=135)
+    assert hold.held and hold.since == 115 and looks[-1] == 130
+
+
+def test_a_recovery_begun_after_the_window_does_not_count(clock):
+    # healthy from 125: the window ended at 120 with no stretch under way (with a 5 s hold
+    # it would hold by 135, inside timeout_at)
+    hold, looks = wait(clock, healthy_at=125, begin_by=120, timeout_at=135, hold_s=5)
+    assert not hold.held and hold.since is None and looks[-1] == 120
+
+
+def test_never_healthy_ends_at_the_window(clock):
+    hold, looks = wait(clock, healthy_at=None, begin_by=120, timeout_at=135)
+    assert not hold.held and looks[-1] == 120
