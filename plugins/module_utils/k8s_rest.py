@@ -308,15 +308,16 @@ class Client:
         return self._token
 
     def request(self, method, path, body=None, query=None, content_type="application/json",
-                raw=False):
-        """One API call; the decoded JSON answer (text when ``raw``)."""
+                raw=False, headers=None):
+        """One API call; the decoded JSON answer (text when ``raw``). ``headers``: extra
+        request headers (a service behind the API server's proxy reads them)."""
         url = self.server + (path if path.startswith("/") else "/" + path)
         if query:
             items = [(k, v) for k, v in query.items() if v is not None and v != ""]
             if items:
                 url += "?" + urllib.parse.urlencode(items, doseq=True)
         data = None
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        headers = dict(headers or {}, **{"Accept": "application/json", "User-Agent": self.user_agent})
         if body is not None:
             data = json.dumps(body).encode("utf-8")
             headers["Content-Type"] = content_type

@@ -55,6 +55,13 @@ options:
     description: Incident desk entries given directly, same shape as O(desk_file). Wins over O(desk_file).
     type: list
     elements: dict
+  witnessed_entries:
+    description:
+      - The incident desk service's records of the team's entries (C(drill_desk) O(action=collect) RV(entries));
+        the desk authenticated each author and stamped each time, so they count as witnessed evidence.
+      - A desk file or O(desk_entries) next to them stays self-reported.
+    type: list
+    elements: dict
   trainer_marks:
     description:
       - "Trainer marks per criterion or checklist item id, C({id: {score: N | pass: bool, note: text}})."
@@ -237,6 +244,7 @@ SPEC = dict(
         audit_log_command=dict(type='list', elements='str'),
         desk_file=dict(type='path'),
         desk_entries=dict(type='list', elements='dict'),
+        witnessed_entries=dict(type='list', elements='dict'),
         trainer_marks=dict(type='dict'),
         trainer_marks_file=dict(type='path'),
         trainees=dict(type='list', elements='str', default=[]),
@@ -270,6 +278,7 @@ def run(module):
         scorecard, rubric = build_scorecard(
             artifacts_dir=p['artifacts_dir'], timeline_file=p['timeline_file'], audit_log=p['audit_log'],
             audit_text=audit_text, audit_label=audit_label, desk_file=p['desk_file'], desk_entries=p['desk_entries'],
+            witnessed_entries=p['witnessed_entries'],
             trainer_marks=p['trainer_marks'], trainer_marks_file=p['trainer_marks_file'], trainees=p['trainees'],
             trainee_groups=p['trainee_groups'], namespaces=p['namespaces'], rubric_file=p['rubric_file'],
             catalog_entry=p['catalog_entry'], catalog_entry_file=p['catalog_entry_file'],

@@ -132,3 +132,63 @@ class DeskSource(EvidenceSource):
             else:
                 self._items = parse_desk_entries(entries, self._label)
         return list(self._items)
+
+
+class IncidentDeskSource(DeskSource):
+    """Entries the incident desk service witnessed (docs/incident-desk.md): the desk
+    authenticated each author with the API server and stamped each entry with its own
+    clock, so they are evidence, unlike a desk file. Records as ``GET
+    /api/drills/<id>/entries`` gives them (``scoring_kind`` the desk's mapping)."""
+
+    name = 'incident_desk'
+    trust = 'witnessed'
+
+    def __init__(self, records, label=None):
+        super().__init__(entries=records, label=label or '<incident desk>')
+
+    def collect(self):
+        if self._items is None:
+            self._items = [item for item in (witnessed_item(r, self._label) for r in self._entries) if item]
+        return list(self._items)
+
+
+def postmortem_details(record):
+    """Completeness of a post-mortem record: every Follow-up heading the drill offered has
+    text, and action items exist, each with an owner."""
+    sections = record.get('sections') or {}
+    offered = (record.get('data') or {}).get('followup') or {}
+    filled = {}
+    for part in ('review', 'improvements'):
+        given = sections.get(part) or {}
+        headings = offered.get(part) or list(given)
+        filled[part] = bool(headings) and all(str(given.get(h) or '').strip() for h in headings)
+    items = [a for a in sections.get('action_items') or [] if isinstance(a, dict) and str(a.get('title') or '').strip()]
+    return {
+        'sections_complete': filled['review'] and filled['improvements'],
+        'action_items': len(items),
+        'action_items_owned': bool(items) and all(str(a.get('owner') or '').strip() for a in items),
+    }
+
+
+def witnessed_item(record, label):
+    """One desk record as an EvidenceItem, or None for records that are not team entries
+    (alerts, marks, the controller's own)."""
+    kind = record.get('scoring_kind')
+    if kind not in DESK_KINDS:
+        return None
+    text = str(record.get('text') or '')
+    details = {'kind': kind, 'text': text, 'empty': not text.strip() and kind not in ('acknowledge', 'postmortem'),
+               'desk_kind': record.get('kind'), 'record': record.get('id'), 'witnessed': True}
+    for key in ('audience', 'role', 'supersedes'):
+        if record.get(key):
+            details[key] = record[key]
+    if kind == 'postmortem':
+        details.update(postmortem_details(record))
+    if record.get('kind') == 'role' and record.get('role'):
+        text = 'took the role %s' % str(record['role']).replace('_', ' ')
+    short = ' '.join(text.split())
+    if len(short) > _SUMMARY_TEXT_CHARS:
+        short = short[:_SUMMARY_TEXT_CHARS - 3] + '...'
+    summary = '%s: %s' % (KIND_TITLES[kind], short) if short else KIND_TITLES[kind]
+    return EvidenceItem(parse_ts(record['ts']), 'incident_desk', kind, summary, actor=record.get('author'),
+                        ref='%s#%s' % (label, record.get('id')), details=details, category='communication')

@@ -104,6 +104,13 @@ class EvidenceSource(abc.ABC):
 
 TRUST_LEVELS = ('machine', 'witnessed', 'self_reported')
 
+# The team's written record: the incident desk service (witnessed: it authenticated the
+# author and stamped the time) and a desk file (self-reported import). Criteria that match
+# desk kinds read both; the trust views keep them apart.
+DESK_SOURCES = ('incident_desk', 'desk')
+TEAM_SOURCES = ('audit',) + DESK_SOURCES
+SOURCE_FAMILIES = {'audit': ('audit',), 'desk': DESK_SOURCES}
+
 
 class EvidenceSet(object):
     """Evidence from all sources, sorted by time, plus which sources exist."""
@@ -136,8 +143,14 @@ class EvidenceSet(object):
     def has(self, source_name):
         return source_name in self.available
 
+    def has_any(self, source_names):
+        return any(name in self.available for name in source_names)
+
     def from_source(self, source_name):
         return [item for item in self.items if item.source == source_name]
+
+    def from_sources(self, source_names):
+        return [item for item in self.items if item.source in source_names]
 
     def describe_sources(self):
         out = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import html
 
+from .evidence import DESK_SOURCES
 from .markdown import points_by_source_line
 from .timeutil import parse_ts, format_duration, format_offset
 
@@ -217,7 +218,7 @@ def render_chart(scorecard):
             out.append('<circle class="action-mark" cx="%.1f" cy="%.1f" r="4.5" fill="%s"><title>%s</title></circle>'
                        % (px, cy, color, e(title)))
     for ev in events:
-        if ev['source'] != 'desk':
+        if ev['source'] not in DESK_SOURCES:
             continue
         lane = lane_of.get(ev.get('actor'))
         ts = _ts(ev['ts'])

@@ -14,7 +14,7 @@ import os
 
 from .audit import AuditLogSource, DEFAULT_TRAINEE_GROUPS
 from .datafile import load_data_file
-from .desk import DeskSource
+from .desk import DeskSource, IncidentDeskSource
 from .errors import ScoringInputError
 from .evidence import EvidenceSet, MissingSource
 from .marks import load_marks
@@ -70,7 +70,7 @@ def _as_list(value):
 
 
 def build_scorecard(artifacts_dir=None, timeline_file=None, audit_log=None, audit_text=None,
-                    audit_label=None, desk_file=None, desk_entries=None, trainer_marks=None,
+                    audit_label=None, desk_file=None, desk_entries=None, witnessed_entries=None, trainer_marks=None,
                     trainer_marks_file=None, trainees=None, trainee_groups=None, namespaces=None,
                     rubric_file=None, catalog_entry=None, catalog_entry_file=None, generated_at=None):
     """Score a drill from its inputs; returns (scorecard, rubric).
@@ -93,6 +93,10 @@ def build_scorecard(artifacts_dir=None, timeline_file=None, audit_log=None, audi
                                       since=timeline.started_at, until=timeline.ts_of('drill_finished')))
     else:
         sources.append(MissingSource('audit', 'no audit log given'))
+    if witnessed_entries is not None:
+        sources.append(IncidentDeskSource(witnessed_entries, label='incident desk'))
+    else:
+        sources.append(MissingSource('incident_desk', 'no incident desk service for this drill'))
     if desk_entries is None and not desk_file:
         desk_file = find_desk_file(artifacts_dir)
     if desk_entries is not None or desk_file:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from .evidence import DESK_SOURCES
 from .timeutil import format_duration, format_offset
 
 _STATUS = {'pass': 'pass', 'fail': 'FAIL', 'not_assessed': 'not assessed'}
@@ -69,7 +70,7 @@ def points_by_source_line(totals):
 def key_moments(scorecard):
     events = scorecard['events']
     metrics = scorecard['metrics']
-    status_updates = [e for e in events if e['source'] == 'desk' and e['action'] == 'status_update']
+    status_updates = [e for e in events if e['source'] in DESK_SOURCES and e['action'] == 'status_update']
     fixes = [e for e in events if e.get('fix') == 'cause'] or [e for e in events if e.get('fix')]
     first = _find(events, first_action=True)
     rows = [

@@ -23,7 +23,7 @@ an unavailable source is *not assessable*, which is not the same as zero.
 from __future__ import annotations
 
 from .audit import UNCREDITED_ACTIONS
-from .evidence import EvidenceItem
+from .evidence import DESK_SOURCES, SOURCE_FAMILIES, TEAM_SOURCES, EvidenceItem
 
 # Parts of another kubectl command, and reads of the drill's answer key (flagged
 # for the trainer, never credited - not even by ``actions: [any]``).
@@ -125,11 +125,11 @@ def evaluate(match, ctx):
     # Availability ------------------------------------------------------------
     if source == 'timeline' and not ctx.timeline.available:
         return MatchResult(False, {'timeline'}, note='no timeline')
-    if source in ('audit', 'desk') and not ev.has(source):
+    if source in ('audit', 'desk') and not ev.has_any(SOURCE_FAMILIES[source]):
         return MatchResult(False, {source}, note='no %s evidence' % ('audit log' if source == 'audit' else 'incident desk'))
     if 'fix' in match and match['fix'] in ('cause', 'symptom') and not ctx.has_catalog:
         return MatchResult(False, {'catalog'}, note='no catalog entry to tell cause from symptom')
-    if 'participants_min' in match and not (ev.has('audit') or ev.has('desk')):
+    if 'participants_min' in match and not ev.has_any(TEAM_SOURCES):
         return MatchResult(False, {'audit', 'desk'}, note='no audit log or desk evidence')
 
     # Candidates ----------------------------------------------------------------
@@ -141,13 +141,13 @@ def evaluate(match, ctx):
         pool = [i for i in ev.from_source('audit') if ctx.is_fix(i, match['fix'])]
     elif 'kinds' in match:
         wanted = set(match['kinds'])
-        pool = [i for i in ev.from_source('desk')
+        pool = [i for i in ev.from_sources(DESK_SOURCES)
                 if ('any' in wanted or i.action in wanted) and not i.details.get('empty')]
     elif 'events' in match:
         wanted = set(match['events'])
         pool = [i for i in ctx.timeline_items() if i.action in wanted or i.action.split(':')[0] in wanted]
     else:  # participants_min; reading the answer key does not make a responder
-        pool = [i for i in ev.items if i.source in ('audit', 'desk') and i.action not in UNCREDITED_ACTIONS]
+        pool = [i for i in ev.items if i.source in TEAM_SOURCES and i.action not in UNCREDITED_ACTIONS]
     pool = [i for i in pool if _where_ok(i, match.get('where'))]
     start, end = ctx.window(match.get('window', default_window))
     pool = _in_window(pool, start, end)

@@ -19,9 +19,9 @@
 from __future__ import annotations
 
 from .audit import UNCREDITED_ACTIONS
+from .evidence import TEAM_SOURCES
 from .timeutil import format_ts, seconds_between
 
-TEAM_SOURCES = ('audit', 'desk')
 ACKNOWLEDGEMENTS = ('acknowledge', 'silence_alert')
 # A request seen this many times before the alert is polling: its repeats after the alert
 # are no response to it.

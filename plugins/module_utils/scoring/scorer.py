@@ -15,6 +15,7 @@ import math
 
 from .audit import UNCREDITED_ACTIONS
 from .errors import ScoringError
+from .evidence import DESK_SOURCES, TEAM_SOURCES
 from .fixes import DERIVED_ACTIONS, FixCatalog, FixJudgement, describe_rule, is_cosmetic
 from .integrity import integrity_section, integrity_warnings, summarize_integrity
 from .marks import check_marks_against
@@ -55,7 +56,7 @@ def _band_text(band):
 
 
 def _missing_text(missing):
-    names = {'audit': 'audit log', 'desk': 'incident desk', 'timeline': 'timeline',
+    names = {'audit': 'audit log', 'desk': 'incident desk', 'incident_desk': 'incident desk', 'timeline': 'timeline',
              'catalog': 'catalog entry', 'trainer': 'trainer mark'}
     return ', '.join(names.get(m, m) for m in sorted(missing))
 
@@ -587,7 +588,7 @@ class Scorer(object):
         people = {}
         start, end = self.ctx.window('response')
         for item in self.evidence.items:
-            if item.source not in ('audit', 'desk') or not item.actor:
+            if item.source not in TEAM_SOURCES or not item.actor:
                 continue
             person = people.setdefault(item.actor, {
                 'name': item.actor, 'audit_actions': 0, 'desk_entries': 0, 'first_action_at': None,
@@ -614,7 +615,7 @@ class Scorer(object):
                 person['first_action_at'] = item.ts
         for crit in criteria:
             for cite in crit['evidence']:
-                if cite.get('actor') in people and cite['source'] in ('audit', 'desk'):
+                if cite.get('actor') in people and cite['source'] in TEAM_SOURCES:
                     people[cite['actor']]['criteria'].add(crit['id'])
         out = []
         for person in sorted(people.values(), key=lambda p: (p['first_action_at'] is None, p['first_action_at'] or 0, p['name'])):
@@ -631,7 +632,7 @@ class Scorer(object):
         for item in self.ctx.timeline_items():
             rows.append(item)
         for item in self.evidence.items:
-            if item.source == 'desk':
+            if item.source in DESK_SOURCES:
                 rows.append(item)
             elif item.source == 'audit' and (item.mutating or id(item) in self.judgements):
                 rows.append(item)

@@ -4,6 +4,11 @@
 #
 # usage: make_pki.sh LAB_DIR NODE_NAME NODE_IP KUBERNETES_SVC_IP TRAINEE_GROUP [TRAINEE...]
 #
+# Trainees and trainers (env LAB_TRAINERS, space separated, group LAB_TRAINER_GROUP) also
+# get a bearer token in pki/tokens.csv (the API server's --token-auth-file) and in their
+# kubeconfig: the incident desk asks the API server (TokenReview) who a token belongs to,
+# so a desk entry names the same user as the audit log. Trainers get a token only.
+#
 # Idempotent: existing keys and certificates are kept, so re-running changes nothing.
 # Prints "changed" when it created anything.
 set -euo pipefail
@@ -56,10 +61,32 @@ issue() {
   changed=1
 }
 
-# kubeconfig NAME USER CERT_NAME
+# token USER GROUP: the user's bearer token (kept in pki/tokens.csv once made)
+tokens="$pki/tokens.csv"
+touch "$tokens"
+chmod 0600 "$tokens"
+token() {
+  local user=$1 group=$2 line
+  line=$(awk -F, -v u="$user" '$2 == u {print $1}' "$tokens")
+  if [[ -z "$line" ]]; then
+    line=$(openssl rand -hex 24)
+    printf '%s,%s,%s,"%s"\n' "$line" "$user" "$user" "$group" >> "$tokens"
+  fi
+  printf '%s' "$line"
+}
+
+# kubeconfig NAME USER CERT_NAME [TOKEN]: CERT_NAME "-" for a token-only user
 kubeconfig() {
-  local name=$1 user=$2 cert=$3 file="$kcfg/$1.kubeconfig"
+  local name=$1 user=$2 cert=$3 tok=${4:-} file="$kcfg/$1.kubeconfig" cred=""
   [[ -f "$file" ]] && return 0
+  if [[ "$cert" != "-" ]]; then
+    cred="      client-certificate-data: $(base64 -w0 "$pki/$cert.crt")
+      client-key-data: $(base64 -w0 "$pki/$cert.key")"
+  fi
+  if [[ -n "$tok" ]]; then
+    cred="${cred:+$cred
+}      token: $tok"
+  fi
   umask 077
   cat > "$file" <<EOF
 apiVersion: v1
@@ -72,8 +99,7 @@ clusters:
 users:
   - name: $user
     user:
-      client-certificate-data: $(base64 -w0 "$pki/$cert.crt")
-      client-key-data: $(base64 -w0 "$pki/$cert.key")
+$cred
 contexts:
   - name: $user@opsdrill-lab
     context:
@@ -107,7 +133,11 @@ kubeconfig coredns opsdrill:coredns coredns
 mkdir -p "$kcfg/trainees"
 for trainee in "$@"; do
   issue "trainee-$trainee" "/O=$trainee_group/CN=$trainee" clientAuth
-  kubeconfig "trainees/$trainee" "$trainee" "trainee-$trainee"
+  kubeconfig "trainees/$trainee" "$trainee" "trainee-$trainee" "$(token "$trainee" "$trainee_group")"
+done
+mkdir -p "$kcfg/trainers"
+for trainer in ${LAB_TRAINERS:-}; do
+  kubeconfig "trainers/$trainer" "$trainer" - "$(token "$trainer" "${LAB_TRAINER_GROUP:-opsdrill:trainers}")"
 done
 
 [[ $changed -eq 1 ]] && echo changed || echo unchanged

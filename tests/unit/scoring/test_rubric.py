@@ -139,7 +139,8 @@ def _mutated(change):
     (lambda d: d['criteria'][0]['params']['bands'][0].update(ratio=2), 'criteria[0] (technical.service_recovery).params.bands[0].ratio'),
     (lambda d: d['criteria'][0]['params']['bands'].reverse(), 'criteria[0] (technical.service_recovery).params.bands[0].within_s'),
     (lambda d: d['criteria'][4]['params']['levels'].pop('no_fix'), 'criteria[4] (technical.problem_solving).params.levels.no_fix'),
-    (lambda d: d['criteria'].append(dict(d['criteria'][0])), 'criteria[13] (technical.service_recovery).id'),
+    # the copy lands after the default's 14 criteria
+    (lambda d: d['criteria'].append(dict(d['criteria'][0])), 'criteria[14] (technical.service_recovery).id'),
     (lambda d: d['criteria'][1]['params']['steps'][0]['match'].update(kinds=['x']),
      'criteria[1] (technical.error_analysis).params.steps[0].match'),
     (lambda d: d['criteria'][2]['scenario_params']['error_spike']['steps'][0].update(weight='heavy'),
