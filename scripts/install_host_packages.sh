@@ -8,8 +8,8 @@ packages=(
   debootstrap gcc libc6-dev
   # real dependencies for the service unit tests
   redis-server postgresql-15
-  # scorecard rendering test
-  chromium
+  # scorecard rendering test; the incident desk browser test (Selenium drives chromium-driver)
+  chromium chromium-driver
   # the venv
   python3-venv
 )

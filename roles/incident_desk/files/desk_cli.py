@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -56,7 +55,7 @@ def _simple_yaml_kubeconfig(text):
         indent = len(stripped) - len(stripped.lstrip())
         body = stripped.strip()
         if indent == 0 and not body.startswith("- "):
-            key, _, value = body.partition(":")
+            key, value = body.partition(":")[::2]
             section = key if key in ("contexts", "users") else None
             item = None
             if key == "current-context":

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -111,12 +110,16 @@ SECURITY_HEADERS = {
 }
 
 
+LOG_STREAM = None   # None: sys.stdout (tests may set another stream)
+
+
 def log(level, msg, **fields):
     """One JSON object per line on stdout."""
     line = {"ts": format_ts(time.time()), "level": level, "service": SERVICE, "msg": msg}
     line.update(fields)
-    sys.stdout.write(json.dumps(line, default=str) + "\n")
-    sys.stdout.flush()
+    stream = LOG_STREAM or sys.stdout
+    stream.write(json.dumps(line, default=str) + "\n")
+    stream.flush()
 
 
 def format_ts(epoch):
@@ -361,7 +364,8 @@ def validate_entry(body, user, seats, drill, records_by_id, max_text, drill_stat
     ``body``: the request's object; ``user``: the authenticated username; ``seats``: a set
     with "team" and/or "trainer"; ``drill``: from drill_index() or None (not opened);
     ``records_by_id``: {id: record}. Returns the record fields ``kind, text, audience,
-    supersedes, data``; raises HttpError.
+    supersedes, data`` and the kind's own top-level fields (``role``; ``sections``;
+    ``target``, ``score``, ``pass``); raises HttpError.
     """
     if not isinstance(body, dict):
         raise HttpError(400, "the body must be a JSON object")
@@ -401,21 +405,21 @@ def validate_entry(body, user, seats, drill, records_by_id, max_text, drill_stat
         if role not in ROLES:
             raise HttpError(400, "role: must be one of %s, got %r" % (", ".join(ROLES), role))
         fields["text"] = role
-        fields["data"] = {"role": role}
+        fields["role"] = role
     elif kind == "postmortem":
         fields["text"] = _check_text(body.get("text"), "text", max_text)
         sections = _check_sections(body.get("sections", {}), info["followup"], max_text)
         if not (fields["text"].strip() or any(sections.values())):
             raise HttpError(400, "sections: the post-mortem is empty; fill a review item, an "
                                  "improvement, an action item or the summary (text)")
-        fields["data"] = {"sections": sections}
+        fields["sections"] = sections
     elif kind == "mark":
         targets = {t.get("id"): t for t in info["mark_targets"] if isinstance(t, dict)}
         target = body.get("target")
         if target not in targets:
             raise HttpError(400, "target: must be one of %s, got %r"
                             % (", ".join(str(t) for t in targets) or "(none offered)", target))
-        data = {"target": target}
+        data = {"target": target}       # top-level fields of the record
         if body.get("score") not in (None, ""):
             score = body["score"]
             if isinstance(score, bool) or not isinstance(score, (int, float)):
@@ -431,7 +435,7 @@ def validate_entry(body, user, seats, drill, records_by_id, max_text, drill_stat
         if "score" not in data and "pass" not in data:
             raise HttpError(400, "score or pass: a mark needs a score (points) or pass (bool)")
         fields["text"] = _check_text(body.get("note"), "note", max_text)
-        fields["data"] = data
+        fields.update(data)
     supersedes = body.get("supersedes")
     if supersedes not in (None, ""):
         earlier = records_by_id.get(supersedes) if isinstance(supersedes, str) else None
@@ -836,7 +840,8 @@ def render_timeline(items, list_id):
     for _epoch, ts, label, record in items:
         text = record.get("text") or ""
         if record.get("kind") == "alert":
-            text = ""
+            notes = (record.get("data") or {}).get("annotations") or {}
+            text = notes.get("summary") or notes.get("description") or ""
         elif record.get("kind") == "event":
             data = record.get("data") or {}
             text = text or json.dumps(data, sort_keys=True)
@@ -855,7 +860,7 @@ def render_postmortem_form(drill, csrf, user):
     for record in drill["records"]:
         if record.get("kind") == "postmortem":
             latest = record
-    sections = ((latest or {}).get("data") or {}).get("sections") or {}
+    sections = (latest or {}).get("sections") or {}
     action = "/api/drills/%s/entries" % urllib.parse.quote(drill["drill_id"], safe="")
     extra = {}
     if latest and latest.get("author") == user:
@@ -1005,14 +1010,14 @@ def fmt_duration(seconds):
 def fmt_percent(value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return "—"
-    return "%.0f%%" % value
+    return ("%.1f" % value).rstrip("0").rstrip(".") + "%"
 
 
 def render_chart(rows):
     """An inline SVG bar chart of percent per drill (numbers and escaped text only)."""
     bars = [(d, float(p)) for d, p in rows
             if isinstance(p, (int, float)) and not isinstance(p, bool)]
-    width, height, bar = max(1, len(bars)) * 40 + 10, 130, 30
+    width, height, bar_width = max(1, len(bars)) * 40 + 10, 130, 30
     parts = ['<svg class="history-chart" xmlns="http://www.w3.org/2000/svg" width="%d" '
              'height="%d" viewBox="0 0 %d %d" role="img" aria-label="score per drill">'
              % (width, height, width, height)]
@@ -1022,7 +1027,7 @@ def render_chart(rows):
         x = 10 + number * 40
         parts.append('<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="#47a"><title>%s: %s'
                      '</title></rect><text x="%d" y="125" font-size="10">%s</text>' % (
-                         x, 110 - h, bar, h, esc(drill_id), esc(fmt_percent(percent)),
+                         x, 110 - h, bar_width, h, esc(drill_id), esc(fmt_percent(percent)),
                          x, esc(fmt_percent(percent))))
     parts.append('</svg>')
     return "".join(parts)
@@ -1274,11 +1279,12 @@ class Desk:
     # -- writing -----------------------------------------------------------------------
 
     def append(self, drill_id, kind, author, text="", audience=None, supersedes=None,
-               data=None):
+               data=None, **extra):
         now = round(self.clock(), 3)
         record = {"drill_id": drill_id, "kind": kind, "author": author, "ts": format_ts(now),
                   "epoch": now, "text": text, "audience": audience, "supersedes": supersedes,
                   "data": data or {}}
+        record.update(extra)       # a kind's own fields: role, sections, target, score, pass
         try:
             stored = self.store.append(record)
         except HttpError:
@@ -1360,12 +1366,9 @@ class Desk:
                 summary = body.get("summary")
                 if not isinstance(summary, dict):
                     raise HttpError(400, "summary: required, {team, mtta_s, mttr_s, percent}")
-                _only(summary, {"team", "mtta_s", "mttr_s", "percent"}, "summary")
+                summary = dict(summary)          # other keys (e.g. result) are kept as given
                 for key in ("mtta_s", "mttr_s", "percent"):
-                    value = summary.get(key)
-                    if value is not None and (isinstance(value, bool)
-                                              or not isinstance(value, (int, float))):
-                        raise HttpError(400, "summary.%s: must be a number or null" % key)
+                    summary[key] = _number_or_none(summary.get(key), "summary." + key)
                 if state != "closed":
                     raise HttpError(409, "outside the drill window: finalize is accepted "
                                          "while the drill is closed; it is %s" % state)
@@ -1450,6 +1453,22 @@ class Desk:
         return "\n".join(lines) + "\n"
 
 
+def _number_or_none(value, field):
+    """A number from a number or a numeric string (templated values arrive as text);
+    None for null, "" and "None"."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+        return None
+    if isinstance(value, bool):
+        raise HttpError(400, "%s: must be a number or null" % field)
+    if isinstance(value, (int, float)):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise HttpError(400, "%s: must be a number or null, got %r" % (field, value))
+    return int(number) if number.is_integer() else number
+
+
 def _only(body, allowed, what):
     if not isinstance(body, dict):
         raise HttpError(400, "the body must be a JSON object")
@@ -1476,8 +1495,8 @@ def form_to_entry(form):
             if match and value.strip():
                 sections["review" if match.group(1) == "review" else "improvements"][
                     int(match.group(2))] = value
-        numbers = sorted({int(m.group(1)) for m in (re.match(r"^pm-action-(?:title|owner)-"
-                                                            r"(\d+)$", k) for k in form) if m})
+        pattern = re.compile(r"^pm-action-(?:title|owner)-(\d+)$")
+        numbers = sorted({int(m.group(1)) for m in (pattern.match(k) for k in form) if m})
         for number in numbers:
             sections["action_items"].append({
                 "title": form.get("pm-action-title-%d" % number, ""),
@@ -1616,7 +1635,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def cookie(self, name):
         for part in (self.headers.get("Cookie") or "").split(";"):
-            key, _, value = part.strip().partition("=")
+            key, value = part.strip().partition("=")[::2]
             if key == name:
                 return value
         return None

@@ -290,6 +290,8 @@ class DrillRunner:
         argv = [str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook",
                 playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
                 "-e", "fault=%s" % self.fault, "-e", "response_window_s=%d" % self.response_window_s,
+                # No team writes a post-mortem here (test_incident_desk.py does, and sets it).
+                "-e", "postmortem_window_s=%s" % self.extra_vars.get("postmortem_window_s", 0),
                 "-e", "drill_id=%s" % self.drill_id, "-e", "drill_artifacts_base=%s" % self.artifacts_base,
                 "-e", "drill_engine_deploy_repo_base=%s" % self.deploy_repo_base]
         for name, value in self.extra_vars.items():

@@ -92,12 +92,15 @@ class Server:
         self.httpd = desk.build_server(self.config, self.store, FakeReviewer(USERS),
                                        host='127.0.0.1', port=0)
         self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+        self.stopped = False
 
     def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if not self.stopped:
+            self.stopped = True
+            self.httpd.shutdown()
+            self.httpd.server_close()
 
     def request(self, method, path, body=None, headers=None, opener=None, form=False):
         headers = dict(headers or {})
@@ -158,7 +161,8 @@ class Browser:
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, monkeypatch):
+    monkeypatch.setattr(desk, 'LOG_STREAM', io.StringIO())
     started = []
 
     def start(**kwargs):
@@ -304,7 +308,7 @@ def test_postmortem_before_close_is_409_and_after_close_is_stored(server):
     assert refused.status == 400 and 'owner' in refused.text
     assert browser.post_form(ENTRY_PATH, fields).status == 303
     post = [e for e in entries(server) if e['kind'] == 'postmortem'][0]
-    assert post['data']['sections'] == {
+    assert post['sections'] == {
         'review': {'Communication quality': 'Updates were late'}, 'improvements': {},
         'action_items': [{'title': 'Add a DB alert', 'owner': 'trainee-2'}]}
     assert post['text'] == 'DB scaled to 0' and post['scoring_kind'] == 'postmortem'
@@ -387,7 +391,8 @@ def test_marks_are_for_trainers_and_team_entries_for_the_team(server):
     reply = trainer.post_form(ENTRY_PATH, form)
     assert reply.status == 303 and reply.headers['Location'].endswith('/trainer')
     marks = [e for e in entries(server, 'tok-trainer') if e['kind'] == 'mark']
-    assert marks[0]['data'] == {'target': 'communication', 'score': 4}
+    assert (marks[0]['target'], marks[0]['score'], marks[0]['text']) == ('communication', 4, 'clear')
+    assert 'pass' not in marks[0]
     assert not [e for e in entries(server) if e['kind'] == 'mark']
     over = server.api('POST', ENTRY_PATH, dict(mark, score=9), token='tok-trainer')
     assert over.status == 400
@@ -448,8 +453,6 @@ def test_records_survive_a_restart(server):
     reply = again.api('POST', ENTRY_PATH, {'kind': 'log', 'text': 'after restart'})
     assert reply.status == 201 and reply.json()['seq'] == 3 and reply.json()['id'] == 'r-000003'
     assert [e['kind'] for e in entries(again)] == ['drill_opened', 'acknowledge', 'log']
-    server.start = lambda **kw: None  # already stopped: keep the fixture's teardown simple
-    server.httpd = again.httpd
 
 
 class FakeClient:
@@ -474,13 +477,13 @@ def test_configmap_store_builds_the_configmap_and_continues_seq():
                          cm({'seq': 12, 'id': 'r-000012', 'kind': 'log', 'drill_id': 'd'}),
                          {'metadata': {'name': 'broken'}, 'data': {'record.json': '{'}}])
     store = desk.ConfigMapStore(client, 'opsdrill-ctl-seo-tool')
-    method, path, _, query = client.calls[0]
+    method, path, query = client.calls[0][0], client.calls[0][1], client.calls[0][3]
     assert (method, path) == ('GET', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps')
     assert query['labelSelector'] == 'opsdrill.io/desk-record=true'
     assert [r['seq'] for r in store.records()] == [7, 12]
     record = store.append({'drill_id': 'seo-tool/20261129T101500Z!', 'kind': 'log', 'text': 'x'})
     assert record['seq'] == 13 and record['id'] == 'r-000013'
-    method, path, body, _ = client.calls[-1]
+    method, path, body = client.calls[-1][:3]
     assert (method, path) == ('POST', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps')
     assert body['metadata']['generateName'] == 'desk-record-'
     assert body['metadata']['labels']['opsdrill.io/desk-record'] == 'true'
@@ -537,7 +540,8 @@ def test_controller_lifecycle_reports_history_and_metrics(server):
     report = {'name': 'scorecard.html', 'content_type': 'text/html', 'content': '<h1>Score</h1>'}
     assert server.ctl('/api/drills/%s/reports' % DRILL, report).status == 201
     assert server.ctl('/api/drills/%s/reports' % DRILL, dict(report, name='../x')).status == 400
-    summary = {'team': 'seo-tool', 'mtta_s': 95, 'mttr_s': 610, 'percent': 72.5}
+    summary = {'team': 'seo-tool', 'mtta_s': '95', 'mttr_s': 610, 'percent': 72.5, 'result': 'recovered_by_team'}
+    assert server.ctl('/api/drills/%s/finalize' % DRILL, {'summary': dict(summary, percent='lots')}).status == 400
     assert server.ctl('/api/drills/%s/finalize' % DRILL, {'summary': summary}).status == 201
     mark = {'kind': 'mark', 'target': 'communication', 'pass': True}
     assert server.api('POST', ENTRY_PATH, mark, token='tok-trainer').status == 409
@@ -547,8 +551,10 @@ def test_controller_lifecycle_reports_history_and_metrics(server):
     assert got.status == 200 and got.text == '<h1>Score</h1>'
     assert got.headers['Content-Security-Policy'] == 'sandbox'
     home = server.browser('tok-trainer').get('/').text
-    assert 'class="history"' in home and '1m 35s' in home and '73%' in home and '<svg' in home
+    assert 'class="history"' in home and '1m 35s' in home and '72.5%' in home and '<svg' in home
     assert 'class="history"' not in server.browser('tok-t1').get('/').text
+    finalized = server.api('GET', '/api/drills/' + DRILL).json()
+    assert finalized['state'] == 'finalized' and finalized['summary']['mtta_s'] == 95
     metrics = server.request('GET', '/metrics').text
     assert 'desk_records_total{kind="drill_finalized"} 1' in metrics
 
