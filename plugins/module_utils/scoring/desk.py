@@ -184,6 +184,9 @@ def witnessed_item(record, label):
             details[key] = record[key]
     if kind == 'postmortem':
         details.update(postmortem_details(record))
+        if isinstance(record.get('sections'), dict):
+            # Kept for the reports (postmortem.md shows the team's own post-mortem).
+            details['sections'] = record['sections']
     if record.get('kind') == 'role' and record.get('role'):
         text = 'took the role %s' % str(record['role']).replace('_', ' ')
     short = ' '.join(text.split())

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .evidence import DESK_SOURCES
 from .timeutil import format_duration, format_offset
 
@@ -12,7 +14,11 @@ _STATUS = {'pass': 'pass', 'fail': 'FAIL', 'not_assessed': 'not assessed'}
 
 
 def md(text):
-    """Make user text safe in a Markdown table cell / paragraph."""
+    """Make user text safe in a Markdown table cell / paragraph: the one escaping helper
+    for every trainee-controlled string (desk texts, summaries, actors) these reports show.
+    ``<``, ``>`` and ``&`` become HTML entities (Markdown renderers pass raw HTML through),
+    ``|`` becomes ``\\|`` (table cells), emphasis and link characters are backslashed,
+    line breaks become spaces."""
     if text is None:
         return ''
     text = str(text).replace('\r', ' ').replace('\n', ' ')
@@ -20,6 +26,28 @@ def md(text):
                        ('*', '\\*'), ('_', '\\_'), ('[', '\\['), (']', '\\]')):
         text = text.replace(char, repl)
     return text
+
+
+def md_block(text):
+    """User text as Markdown paragraphs: md() per paragraph (blank lines kept as
+    paragraph breaks), and a paragraph that would start a heading, list, quote or rule
+    is escaped (``\\#``, ``\\-``, ``1\\.``)."""
+    if text is None:
+        return ''
+    paragraphs = []
+    for para in re.split(r'\n\s*\n', str(text).replace('\r\n', '\n').replace('\r', '\n')):
+        para = md(' '.join(para.split()))
+        if para:
+            paragraphs.append(_LINE_START.sub(lambda m: m.group(1) + '\\' + m.group(2), para, count=1))
+    return '\n\n'.join(paragraphs)
+
+
+_LINE_START = re.compile(r'^(\d*)([#+=~-]|(?<=\d)[.)])')
+
+
+def md_heading(text):
+    """User text in a heading line (md(), and no ``#`` closing sequence)."""
+    return md(' '.join(str(text or '').split())).replace('#', '\\#')
 
 
 def _clock(ts):
@@ -205,6 +233,7 @@ def render_postmortem(scorecard, followup=None):
     else:
         lines.append('Service was not restored during the drill.')
     lines.append('')
+    lines.extend(_team_postmortem_lines(scorecard))
     lines.append('## Impact')
     lines.append('')
     lines.append('*Which users and services were affected, and for how long?*')
@@ -264,6 +293,49 @@ def render_postmortem(scorecard, followup=None):
         lines.append('%d. [ ] %s - owner: *TBD*, due: *TBD*' % (index, md(title)))
     lines.append('')
     return '\n'.join(lines)
+
+
+def team_postmortem(scorecard):
+    """The post-mortem the team wrote on the incident desk (the scorecard event of source
+    ``incident_desk``, action ``postmortem``, with its ``details``): the latest one that no
+    other supersedes, or None."""
+    written = [ev for ev in scorecard.get('events') or []
+               if ev.get('source') == 'incident_desk' and ev.get('action') == 'postmortem' and ev.get('details')]
+    superseded = set(ev['details'].get('supersedes') for ev in written if ev['details'].get('supersedes'))
+    current = [ev for ev in written if not ev['details'].get('record') or ev['details']['record'] not in superseded]
+    return (current or written or [None])[-1]
+
+
+def _team_postmortem_lines(scorecard):
+    ev = team_postmortem(scorecard)
+    if ev is None:
+        return []
+    details = ev['details']
+    sections = details.get('sections') or {}
+    lines = ["## The team's post-mortem (incident desk)", '']
+    lines.append('*Written on the incident desk by %s; server time %s%s.*' % (
+        md(ev.get('actor') or 'unknown'), md(ev.get('ts') or '-'),
+        ' (record %s)' % md(details['record']) if details.get('record') else ''))
+    lines.append('')
+    summary = md_block(details.get('text'))
+    if summary:
+        lines.extend([summary, ''])
+    for part, title in (('review', 'Review'), ('improvements', 'Improvements')):
+        given = sections.get(part) or {}
+        lines.extend(['### %s' % title, ''])
+        if not given:
+            lines.extend(['*None written.*', ''])
+        for heading, text in given.items():
+            lines.extend(['#### %s' % md_heading(heading), '', md_block(text) or '*Empty.*', ''])
+    lines.extend(['### Action items', ''])
+    items = sections.get('action_items') or []
+    for item in items:
+        lines.append('- %s \u2014 owner: %s' % (md(' '.join(str(item.get('title') or '').split())) or '*untitled*',
+                                                 md(item.get('owner')) or '*none*'))
+    if not items:
+        lines.append('- *none written*')
+    lines.append('')
+    return lines
 
 
 def _crit_line(crit, ids):

@@ -651,6 +651,8 @@ class Scorer(object):
                 cite['fix'] = 'unlisted'
             if item is first:
                 cite['first_action'] = True
+            if item.source == 'incident_desk' and item.action == 'postmortem':
+                cite['details'] = _postmortem_event_details(item.details)
             out.append(cite)
         return out
 
@@ -745,6 +747,26 @@ class Scorer(object):
             },
             'warnings': list(self.warnings),
         }
+
+
+def _postmortem_event_details(details):
+    """What the reports show of a post-mortem the desk witnessed: the summary text, the
+    sections (review / improvements headings with their text, action items with owners),
+    the desk record's id and the one it supersedes."""
+    out = {'text': str(details.get('text') or '')}
+    sections = details.get('sections') or {}
+    out['sections'] = {
+        part: dict((str(k), str(v if v is not None else '')) for k, v in (sections.get(part) or {}).items())
+        if isinstance(sections.get(part), dict) else {}
+        for part in ('review', 'improvements')
+    }
+    out['sections']['action_items'] = [
+        {'title': str(a.get('title') or ''), 'owner': str(a.get('owner') or '')}
+        for a in sections.get('action_items') or [] if isinstance(a, dict)]
+    for key in ('record', 'supersedes'):
+        if details.get(key):
+            out[key] = str(details[key])
+    return out
 
 
 def score_drill(timeline, evidence, rubric, marks=None, catalog_entry=None, catalog_path='<catalog entry>',

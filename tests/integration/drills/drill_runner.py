@@ -487,13 +487,14 @@ def steady_problems(client, namespace):
 # --------------------------------------------------------------------------------------
 # namespaces and the pool
 
-def setup_namespace(namespace, output_dir, log=print):
-    """Deploy the stack into ``namespace`` (setup.yml; idempotent)."""
+def setup_namespace(namespace, output_dir, log=print, extra_vars=None):
+    """Deploy the stack into ``namespace`` (setup.yml; idempotent; ``extra_vars``: more -e)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with open(output_dir / ("setup-%s.log" % namespace), "w") as out:
-        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "setup.yml", "-e", "drill_namespace=%s" % namespace],
+        extra = [arg for name, value in (extra_vars or {}).items() for arg in ("-e", "%s=%s" % (name, value))]
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "setup.yml", "-e", "drill_namespace=%s" % namespace, *extra],
                               cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT,
                               env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), check=False)
     log("[%s] setup.yml rc=%d in %.0f s" % (namespace, proc.returncode, time.time() - started))
