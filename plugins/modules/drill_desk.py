@@ -14,8 +14,8 @@ description:
     archives the drill's reports there.
   - Reaches the desk through the API server's service proxy and proves itself with the
     controller token of Secret C(incident-desk-tokens) in the control namespace.
-  - Never fails: without a desk, or when it does not answer, it returns C(available=false) and a
-    warning; the drill and its rollback go on.
+  - It never fails. Without a desk, or when the desk does not answer, it returns C(available=false)
+    and a warning; the drill and its rollback go on.
 author: opsdrill maintainers (@opsdrill)
 extends_documentation_fragment:
   - opsdrill.drills.cluster
@@ -53,6 +53,11 @@ options:
     description: Seconds between looks while waiting for the post-mortem.
     type: int
     default: 5
+  artifacts_dir:
+    description:
+      - The drill's artifacts dir. Its timeline's events that the desk has not seen yet are sent with every
+        action, for the trainer's live timeline (only trainers see them before the drill closes).
+    type: path
   reports:
     description: For O(action=archive), report name to file path.
     type: dict
@@ -93,6 +98,7 @@ postmortem:
   type: bool
 """
 
+import json
 import os
 import time
 
@@ -114,6 +120,7 @@ SPEC = dict(
         rubric_file={"type": "path"},
         postmortem_wait_s={"type": "int", "default": 0},
         poll_s={"type": "int", "default": 5},
+        artifacts_dir={"type": "path"},
         reports={"type": "dict", "default": {}},
         summary={"type": "dict", "default": {}},
         **engine_client.CLUSTER_ARGUMENT_SPEC),
@@ -178,6 +185,22 @@ def _archive(link, p):
     return {"archived": archived}
 
 
+def _send_timeline(link, p):
+    """The timeline's events the desk has not got yet (matched by event name and time)."""
+    path = os.path.join(p["artifacts_dir"] or "", "timeline.jsonl")
+    if not p["artifacts_dir"] or not os.path.isfile(path):
+        return 0
+    with open(path, encoding="utf-8") as handle:
+        events = [json.loads(line) for line in handle if line.strip()]
+    seen = {((r.get("data") or {}).get("event"), (r.get("data") or {}).get("ts"))
+            for r in link.records(p["drill"]["drill_id"]) if r.get("kind") == "event"}
+    new = [{"event": e["event"], "ts": e["ts"], "data": e.get("data") or {}} for e in events
+           if (e.get("event"), e.get("ts")) not in seen]
+    if new:
+        link.call("POST", "/api/drills/%s/events" % p["drill"]["drill_id"], {"events": new})
+    return len(new)
+
+
 def run(module):
     p = module.params
     if module.check_mode:
@@ -186,13 +209,15 @@ def run(module):
         link = desk_link.DeskLink(engine_client.connect(p["kubeconfig"], p["context"], check=False), p["namespace"])
         if p["action"] == "open":
             result = _open(link, p)
+            result["events_sent"] = _send_timeline(link, p)
         elif p["action"] == "close":
+            result = {"events_sent": _send_timeline(link, p)}
             link.call("POST", "/api/drills/%s/close" % p["drill"]["drill_id"], {})
-            result = {}
         elif p["action"] == "collect":
             result = _collect(link, p, module)
         else:
-            result = _archive(link, p)
+            result = {"events_sent": _send_timeline(link, p)}
+            result.update(_archive(link, p))
     except (desk_link.DeskUnavailable, engine_client.ClusterUnreachable, k8s_rest.K8sError, OSError, ValueError) as exc:
         module.warn("incident desk: %s" % exc)
         module.exit_json(changed=False, available=False, error=str(exc))

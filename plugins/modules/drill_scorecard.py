@@ -57,7 +57,9 @@ options:
     elements: dict
   witnessed_entries:
     description:
-      - The incident desk service's records of the team's entries (C(drill_desk) O(action=collect) RV(entries));
+      - The incident desk service's records of the team's entries;
+        M(opsdrill.drills.drill_desk) with O(opsdrill.drills.drill_desk#module:action=collect)
+        returns them as RV(opsdrill.drills.drill_desk#module:entries);
         the desk authenticated each author and stamped each time, so they count as witnessed evidence.
       - A desk file or O(desk_entries) next to them stays self-reported.
     type: list

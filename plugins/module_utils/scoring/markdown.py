@@ -330,8 +330,8 @@ def _team_postmortem_lines(scorecard):
     lines.extend(['### Action items', ''])
     items = sections.get('action_items') or []
     for item in items:
-        lines.append('- %s \u2014 owner: %s' % (md(' '.join(str(item.get('title') or '').split())) or '*untitled*',
-                                                 md(item.get('owner')) or '*none*'))
+        title = md(' '.join(str(item.get('title') or '').split())) or '*untitled*'
+        lines.append('- %s \u2014 owner: %s' % (title, md(item.get('owner')) or '*none*'))
     if not items:
         lines.append('- *none written*')
     lines.append('')

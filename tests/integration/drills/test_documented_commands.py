@@ -7,8 +7,10 @@ write them, with nothing else on the command line:
 They drill the default namespace (seo-tool) with a randomly picked fault and the default
 600 s response window. The test plays the team: once the seed alert fires it restores the
 objects the fault touched (from the trainer's local copy of the snapshot, with the admin's
-credentials), so the window ends on the team's recovery. Checked from outside the product:
-the exit status, the cluster against the snapshot (kubectl), no drill object left.
+credentials), so the window ends on the team's recovery; once the incident desk closes the
+drill, trainee-1 submits a post-mortem there, which ends the drill's post-mortem phase
+(default 600 s). Checked from outside the product: the exit status, the cluster against
+the snapshot (kubectl), no drill object left.
 """
 import json
 import os
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import drill_runner
+from desk_http import DeskHttp, token_of
 from drill_runner import snapshot
 
 pytestmark = pytest.mark.drill
@@ -58,7 +61,9 @@ def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, t
     with open(log_path, "w+") as log:
         proc = subprocess.Popen([str(drill_runner.VENV_BIN / "ansible-playbook"), *argv], cwd=str(REPO), env=env,
                                 stdout=log, stderr=subprocess.STDOUT, text=True)
-        artifacts, fixed, deadline = None, False, time.time() + 900
+        desk = DeskHttp(lab, admin, guard_namespace)
+        token = token_of(lab["trainee_kubeconfigs"]["trainee-1"])
+        artifacts, fixed, written, deadline = None, False, False, time.time() + 900
         while proc.poll() is None and time.time() < deadline:
             if artifacts is None:
                 found = re.search(r"Trainer briefing - (\S+)/briefing\.md", log_path.read_text())
@@ -68,6 +73,12 @@ def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, t
                 local = json.loads((artifacts / "drill-state.json").read_text())
                 _team_restores(lab, guard_namespace, local)
                 fixed = True
+            if fixed and not written and (desk.drill(artifacts.name, token) or {}).get("state") == "closed":
+                status, answer = desk.call("POST", "/api/drills/%s/entries" % artifacts.name, token, {
+                    "kind": "postmortem", "text": "Restored the touched objects from the release before.",
+                    "sections": {"action_items": [{"title": "Review the change", "owner": "trainee-1"}]}})
+                assert status == 201, (status, answer)
+                written = True
             time.sleep(1)
         if proc.poll() is None:
             proc.kill()
@@ -81,7 +92,7 @@ def test_documented_command_runs_as_written(lab, admin, guard_namespace, argv, t
     scenario = "outage" if "outage" in argv[0] else "error_spike"
     assert events[0]["scenario"] == scenario and events[0]["variant"] == argv[-1].split("=")[1]
     assert events[0]["namespace"] == "seo-tool"
-    assert fixed and "fault_injected" in names and "alert_firing" in names
+    assert fixed and written and "fault_injected" in names and "alert_firing" in names
     assert events[names.index("response_window_ended")]["data"]["reason"] == "recovered"
     assert "verify_passed" in names and events[-1]["data"]["result"] == "recovered_by_team"
     # From the cluster: every touched object equals its snapshot, nothing of the drill is left.

@@ -470,7 +470,8 @@ class RedisServer:
 
 def _require_redis():
     if REDIS_SERVER is None:
-        pytest.skip("redis-server binary not found: install the Debian package redis-server "
+        # A real dependency: missing, the test command fails rather than skips.
+        pytest.fail("redis-server binary not found: install the Debian package redis-server "
                     "(apt-get install -y redis-server)")
 
 
@@ -619,10 +620,10 @@ class PgServer:
 
 def _require_pg():
     if PG_BINDIR is None or PSQL is None:
-        pytest.skip("PostgreSQL server binaries not found: install the Debian package postgresql-15 "
+        pytest.fail("PostgreSQL server binaries not found: install the Debian package postgresql-15 "
                     "(or set SEO_TEST_PG_BINDIR)")
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
-        pytest.skip("running as root needs setpriv (util-linux) to start postgres as nobody")
+        pytest.fail("running as root needs setpriv (util-linux) to start postgres as nobody")
 
 
 def _pg_workdir():
