@@ -108,6 +108,14 @@ def attacks(ns, control):
          "refused"),
         ("delete Alertmanager's pods", ["delete", "pods", "-l", "app=alertmanager", "-n", control], None,
          "refused"),
+        # The incident desk's witnessed record and its keys: out of reach too.
+        ("delete the desk's entries", ["delete", "configmaps", "-l", "opsdrill.io/desk-record=true", "-n", control],
+         None, "refused"),
+        ("read the desk's tokens", ["get", "secret", "incident-desk-tokens", "-n", control], None, "refused"),
+        ("token for the desk's ServiceAccount", ["create", "token", "incident-desk", "-n", control], None,
+         "refused"),
+        ("scale the desk to 0", ["scale", "deployment/incident-desk", "-n", control, "--replicas=0"], None,
+         "refused"),
         ("query the alerts, as on-call does", ["get", "--raw", "/api/v1/namespaces/%s/services/prometheus:9090/proxy"
                                                "/api/v1/alerts" % control], None, "allowed"),
         # What the monitoring keeps in the drill namespace (the Service it finds pods by):

@@ -228,6 +228,11 @@ def test_desk_in_a_real_drill(lab, admin, desk_namespace, drill_output):
         status, answer = desk.call("POST", entries_path, two.token,
                                    {"kind": "log", "text": "back-dated", "ts": "2026-01-01T00:00:00Z"})
         assert status == 400, (status, answer)
+        # A page forged with a trainee's own token: only Alertmanager holds the webhook's.
+        forged = {"version": "4", "status": "resolved", "alerts": [{"status": "resolved", "labels": {
+            "alertname": "ServiceDown", "namespace": namespace}, "annotations": {}, "startsAt": "2026-01-01T00:00:00Z",
+            "endsAt": "2026-01-01T00:01:00Z", "fingerprint": "forged"}]}
+        assert desk.call("POST", "/api/alertmanager", two.token, forged)[0] in (401, 403)
 
         # The desk's pod goes away mid-drill; no entry may go with it.
         before = {r["id"] for r in desk.records(drill_id, one.token)}
