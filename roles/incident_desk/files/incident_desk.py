@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import html
 import json
+import math
 import os
 import re
 import secrets
@@ -46,6 +47,10 @@ MAX_BODY = 64 * 1024                  # every POST but reports
 MAX_REPORT_BODY = 2 * 1024 * 1024     # POST /api/drills/<id>/reports (JSON-escaped content)
 MAX_REPORT_CONTENT = 900 * 1024       # a report's content, UTF-8 bytes
 MAX_STORED_RECORD = 1000 * 1000       # a ConfigMap holds at most 1 MiB of data
+# every request below adds to memory (and to the store) on behalf of one authenticated user
+MAX_ENTRIES_PER_AUTHOR = 300          # team entries per author per drill; marks per trainer
+MAX_SESSIONS_PER_USER = 5             # a login drops the user's older sessions
+MAX_SESSIONS = 2000                   # and the oldest of all beyond this
 
 CONTROLLER_USER = "opsdrill:controller"
 WEBHOOK_USER = "alertmanager"
@@ -96,10 +101,11 @@ DEFAULT_FOLLOWUP = {
 }
 MIN_ACTION_ROWS = 5
 
-DRILL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-REPORT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-CONTENT_TYPE_RE = re.compile(r"^[a-z]+/[a-z0-9.+-]+(; ?charset=[A-Za-z0-9_-]+)?$")
-RECORD_ID_RE = re.compile(r"^r-[0-9]{6,}$")
+# validation patterns: used with fullmatch ("$" would let a trailing newline through)
+DRILL_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+REPORT_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+CONTENT_TYPE_RE = re.compile(r"[a-z]+/[a-z0-9.+-]+(; ?charset=[A-Za-z0-9_-]+)?")
+RECORD_ID_RE = re.compile(r"r-[0-9]{6,}")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
@@ -107,6 +113,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
+}
+# a report is the engine's HTML (or any type): never scripts, forms, fetches nor framing
+REPORT_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'; "
+                               "img-src data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
 }
 
 
@@ -222,7 +234,7 @@ def load_config(environ=None, need_namespace=True, sa_namespace_file=SA_NAMESPAC
     if not namespace and os.path.exists(sa_namespace_file):
         with open(sa_namespace_file, encoding="utf-8") as handle:
             namespace = handle.read().strip()
-    if namespace and not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", namespace):
+    if namespace and not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", namespace):
         raise ConfigError("DESK_NAMESPACE=%r: must be a Kubernetes namespace name "
                           "(lowercase letters, digits, '-', at most 63)" % namespace)
     if need_namespace and not namespace:
@@ -424,6 +436,8 @@ def validate_entry(body, user, seats, drill, records_by_id, max_text, drill_stat
             score = body["score"]
             if isinstance(score, bool) or not isinstance(score, (int, float)):
                 raise HttpError(400, "score: must be a number")
+            if isinstance(score, float) and not math.isfinite(score):   # NaN passes 0..points
+                raise HttpError(400, "score: must be a finite number, got %r" % score)
             points = targets[target].get("points")
             if score < 0 or (isinstance(points, (int, float)) and score > points):
                 raise HttpError(400, "score: must be from 0 to %s" % points)
@@ -449,6 +463,17 @@ def validate_entry(body, user, seats, drill, records_by_id, max_text, drill_stat
                             % (supersedes, earlier.get("kind"), kind))
         fields["supersedes"] = supersedes
     return fields
+
+
+def check_entry_quota(drill, user, kind):
+    """HttpError 429 once ``user`` has MAX_ENTRIES_PER_AUTHOR team entries (or marks, for a
+    mark) in the drill: every record stays in memory and in a ConfigMap."""
+    group = TRAINER_KINDS if kind in TRAINER_KINDS else TEAM_KINDS
+    count = sum(1 for r in drill["records"] if r.get("author") == user and r.get("kind") in group)
+    if count >= MAX_ENTRIES_PER_AUTHOR:
+        what = "marks" if group is TRAINER_KINDS else "team entries"
+        raise HttpError(429, "%s: at most %d %s per author per drill (MAX_ENTRIES_PER_AUTHOR)"
+                        % (kind, MAX_ENTRIES_PER_AUTHOR, what))
 
 
 def alert_page_text(alert):
@@ -606,11 +631,12 @@ class ConfigMapStore(MemoryStore):
                 return records
 
     def body(self, record):
-        """The ConfigMap of a record."""
+        """The ConfigMap of a record; named by its seq, so a retried create cannot store a
+        second copy (older records have generated names: they load all the same)."""
         return {
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {
-                "generateName": "desk-record-",
+                "name": "desk-record-%08d" % record["seq"],
                 "namespace": self.namespace,
                 "labels": {self.LABEL: "true",
                            self.DRILL_LABEL: label_value(record.get("drill_id")),
@@ -630,8 +656,16 @@ class ConfigMapStore(MemoryStore):
                 raise HttpError(413, "the record is %d bytes once stored; a ConfigMap holds "
                                      "at most %d" % (len(body["data"]["record.json"]),
                                                      MAX_STORED_RECORD))
-            self.client.request("POST", self.path, body=body)   # raises: nothing is kept
+            # burnt before the call: a create that failed or timed out may exist all the same
             self._seq = record["seq"]
+            try:
+                self.client.request("POST", self.path, body=body)   # raises: nothing is kept
+            except Exception as exc:  # pylint: disable=broad-except
+                if getattr(exc, "status", None) == 409:     # never taken for our own success
+                    raise RuntimeError("ConfigMap %s already exists (another desk replica, or "
+                                       "a lost answer); the record was not kept"
+                                       % body["metadata"]["name"]) from exc
+                raise
             self._records.append(record)
             return dict(record)
 
@@ -641,13 +675,15 @@ class ConfigMapStore(MemoryStore):
 
 class TokenReviewer:
     """Who a bearer token belongs to, by the API server's TokenReview; 60 s cache per
-    sha256 of the token (refusals too). API errors propagate (the desk answers 503)."""
+    sha256 of the token (refusals too), at most ``max_entries`` (the oldest go first).
+    API errors propagate (the desk answers 503)."""
 
     PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 
-    def __init__(self, client, ttl_s=60, clock=time.monotonic):
+    def __init__(self, client, ttl_s=60, clock=time.monotonic, max_entries=1000):
         self.client = client
         self.ttl_s = ttl_s
+        self.max_entries = max_entries
         self.clock = clock
         self._cache = {}
         self._lock = threading.Lock()
@@ -670,8 +706,11 @@ class TokenReviewer:
             user = status["user"]
             result = (user["username"], list(user.get("groups") or []))
         with self._lock:
-            if len(self._cache) > 1000:
+            self._cache.pop(digest, None)     # re-added last: the dict stays oldest first
+            if len(self._cache) >= self.max_entries:
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            while len(self._cache) >= self.max_entries:     # random tokens: a hard cap
+                del self._cache[next(iter(self._cache))]
             self._cache[digest] = (now + self.ttl_s, result)
         return result
 
@@ -1210,8 +1249,19 @@ class Desk:
             for key in [k for k, v in self.sessions.items() if v["expires"] < now]:
                 del self.sessions[key]
             self.sessions[sid] = session
+            self._trim_sessions(user)
         log("INFO", "login", user=user, seats=sorted(seats))
         return sid, session
+
+    def _trim_sessions(self, user):
+        """Drop the user's sessions beyond their newest MAX_SESSIONS_PER_USER, then the
+        oldest beyond MAX_SESSIONS: every login adds one for 12 h, so a login loop would
+        fill the memory. The dict keeps login order. Called with sessions_lock held."""
+        mine = [key for key, value in self.sessions.items() if value["user"] == user]
+        for key in mine[:-MAX_SESSIONS_PER_USER]:
+            del self.sessions[key]
+        for key in list(self.sessions)[:-MAX_SESSIONS]:
+            del self.sessions[key]
 
     def session(self, sid):
         with self.sessions_lock:
@@ -1301,6 +1351,7 @@ class Desk:
             drill = drill_index(records).get(drill_id)
             fields = validate_entry(body, identity.user, identity.seats, drill,
                                     {r["id"]: r for r in records}, self.config.max_text)
+            check_entry_quota(drill, identity.user, fields["kind"])
             return self.append(drill_id, author=identity.user, **fields)
 
     def open_drill(self, body):
@@ -1308,7 +1359,7 @@ class Desk:
                    "briefing", "fault", "mark_targets", "followup"}
         _only(body, allowed, "drill")
         drill_id = body.get("drill_id")
-        if not isinstance(drill_id, str) or not DRILL_ID_RE.match(drill_id):
+        if not isinstance(drill_id, str) or not DRILL_ID_RE.fullmatch(drill_id):
             raise HttpError(400, "drill_id: required, letters, digits, '.', '_', '-' "
                                  "(at most 128), got %r" % (drill_id,))
         namespace = body.get("namespace")
@@ -1378,9 +1429,9 @@ class Desk:
                 _only(body, {"name", "content_type", "content"}, "report")
                 name, ctype, content = (body.get("name"), body.get("content_type"),
                                         body.get("content"))
-                if not isinstance(name, str) or not REPORT_NAME_RE.match(name):
+                if not isinstance(name, str) or not REPORT_NAME_RE.fullmatch(name):
                     raise HttpError(400, "name: required, [A-Za-z0-9._-]+ (at most 128)")
-                if not isinstance(ctype, str) or not CONTENT_TYPE_RE.match(ctype):
+                if not isinstance(ctype, str) or not CONTENT_TYPE_RE.fullmatch(ctype):
                     raise HttpError(400, "content_type: a media type such as text/html, "
                                          "text/plain, application/json")
                 if not isinstance(content, str):
@@ -1491,12 +1542,12 @@ def form_to_entry(form):
         sections = {"review": {}, "improvements": {}, "action_items": []}
         body["_followup_form"] = True
         for key, value in form.items():
-            match = re.match(r"^pm-(review|improvement)-(\d+)$", key)
+            match = re.fullmatch(r"pm-(review|improvement)-(\d+)", key)
             if match and value.strip():
                 sections["review" if match.group(1) == "review" else "improvements"][
                     int(match.group(2))] = value
-        pattern = re.compile(r"^pm-action-(?:title|owner)-(\d+)$")
-        numbers = sorted({int(m.group(1)) for m in (pattern.match(k) for k in form) if m})
+        pattern = re.compile(r"pm-action-(?:title|owner)-(\d+)")
+        numbers = sorted({int(m.group(1)) for m in (pattern.fullmatch(k) for k in form) if m})
         for number in numbers:
             sections["action_items"].append({
                 "title": form.get("pm-action-title-%d" % number, ""),
@@ -1543,6 +1594,20 @@ def resolve_form_sections(body, drill):
 PAGE_ROUTES = re.compile(r"^/drills/([^/]+)(/briefing|/trainer)?$")
 API_DRILL = re.compile(r"^/api/drills/([^/]+)(?:/(entries|events|close|finalize|reports)"
                        r"(?:/([^/]+))?)?$")
+
+
+def same_origin(origin, host):
+    """Whether an Origin header names the host:port of the Host header (default ports may be
+    left out of either); "null" and unparsable origins are foreign."""
+    try:
+        url = urllib.parse.urlsplit(origin.strip())
+        target = urllib.parse.urlsplit("//" + host.strip())
+        if url.scheme not in ("http", "https") or not url.hostname or not target.hostname:
+            return False
+        default = 443 if url.scheme == "https" else 80
+        return (url.hostname, url.port or default) == (target.hostname, target.port or default)
+    except ValueError:
+        return False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -1796,14 +1861,22 @@ class Handler(BaseHTTPRequestHandler):
                 if not {"trainer", "controller"} & identity.seats:
                     raise HttpError(403, "reports are for DESK_TRAINER_GROUPS")
                 report = self.desk.report(drill, urllib.parse.unquote(name))
-                ctype = report["content_type"]
-                headers = {}
-                if "html" in ctype or "xml" in ctype or "svg" in ctype:
-                    headers["Content-Security-Policy"] = "sandbox"
-                return self._send(200, report["content"], ctype, headers)
+                return self._send(200, report["content"], report["content_type"],
+                                  REPORT_HEADERS)
         raise HttpError(404, "no such page: %s" % path)
 
+    def check_origin(self):
+        """403 for a browser's cross-origin POST (login CSRF included); clients that send
+        neither Origin nor Sec-Fetch-Site (CLI, engine, Alertmanager) pass."""
+        fetch_site = (self.headers.get("Sec-Fetch-Site") or "").strip().lower()
+        if fetch_site in ("cross-site", "same-site"):
+            raise HttpError(403, "Sec-Fetch-Site: POSTs from another site are refused")
+        origin = self.headers.get("Origin")
+        if origin is not None and not same_origin(origin, self.headers.get("Host") or ""):
+            raise HttpError(403, "Origin: a POST from another origin is refused")
+
     def _post(self, path, query):
+        self.check_origin()
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if path == "/login":
             self._api = False

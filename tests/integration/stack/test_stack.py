@@ -40,8 +40,9 @@ def test_every_deployment_available_with_requests_and_limits(stack):
     names = {d["metadata"]["name"] for d in deployments}
     assert {"backend-api", "api-gateway", "frontend", "worker", "postgres", "redis", "rank-api", "traffic"} <= names
     monitoring = stack.json("get", "deployments", "-n", CONTROL)["items"]
-    assert {d["metadata"]["name"] for d in monitoring} == {"prometheus", "alertmanager"}
-    assert not {"prometheus", "alertmanager"} & names
+    # The control namespace: the monitoring and the incident desk, out of the team's reach.
+    assert {d["metadata"]["name"] for d in monitoring} == {"prometheus", "alertmanager", "incident-desk"}
+    assert not {"prometheus", "alertmanager", "incident-desk"} & names
     deployments += monitoring
     total_request_mib = 0
     for deployment in deployments:
@@ -164,9 +165,13 @@ def test_teardown_removes_what_setup_created_and_nothing_else(stack):
     namespace = "seo-tool-teardown-check"
     created = run_playbook("setup.yml", f"drill_namespace={namespace}")
     assert created.returncode == 0, created.stdout[-3000:]
+    # The one cluster-wide object setup makes: the desk's TokenReview right.
+    desk_binding = ("clusterrolebinding", "opsdrill-ctl-%s-incident-desk-auth" % namespace)
+    assert stack.run("get", *desk_binding, check=False).returncode == 0
     removed = run_playbook("teardown.yml", f"drill_namespace={namespace}")
     assert removed.returncode == 0, removed.stdout[-3000:]
     assert stack.run("get", "namespace", namespace, check=False).returncode != 0
+    assert stack.run("get", *desk_binding, check=False).returncode != 0
     # The control namespace (monitoring, drill state) goes too; its deletion is not waited for.
     assert stack.wait_for("control namespace gone", lambda: stack.run(
         "get", "namespace", "opsdrill-ctl-" + namespace, check=False).returncode != 0, timeout=90, interval=2)

@@ -225,6 +225,17 @@ def test_security_headers_on_every_page(server):
     assert 'textContent' in js and 'innerHTML' not in js
 
 
+def test_logins_keep_the_newest_sessions_per_user_and_overall(server, monkeypatch):
+    browsers = [server.browser('tok-t1') for dummy in range(6)]
+    assert [b.login.status for b in browsers] == [303] * 6
+    assert browsers[0].get('/').status == 303              # the oldest of six was dropped
+    assert [b.get('/').status for b in browsers[1:]] == [200] * 5
+    monkeypatch.setattr(desk, 'MAX_SESSIONS', 5)
+    other = server.browser('tok-t2')
+    assert other.get('/').status == 200 and browsers[1].get('/').status == 303
+    assert 'desk_sessions 5' in server.request('GET', '/metrics').text
+
+
 # -- forms and CSRF --------------------------------------------------------------------
 
 def test_form_post_without_csrf_is_403(server):
@@ -238,6 +249,28 @@ def test_form_post_without_csrf_is_403(server):
     assert ok.status == 303 and ok.headers['Location'] == '/drills/' + DRILL
     logs = [e for e in entries(server) if e['kind'] == 'log']
     assert logs[0]['author'] == 'trainee-1' and logs[0]['scoring_kind'] == 'incident_log'
+
+
+def test_cross_origin_posts_are_403(server):
+    server.open_drill()
+    login = {'token': 'tok-t1'}
+    foreign = server.request('POST', '/login', login, {'Origin': 'http://evil.example'}, form=True)
+    assert foreign.status == 403 and 'Set-Cookie' not in foreign.headers
+    assert server.request('POST', '/login', login, {'Sec-Fetch-Site': 'same-site'}, form=True).status == 403
+    assert server.request('POST', '/login', login, {'Origin': server.url}, form=True).status == 303
+    browser = server.browser('tok-t1')
+    fields = {'csrf': browser.csrf(), 'kind': 'log', 'text': 'restarted backend'}
+    for headers in ({'Origin': 'http://evil.example'}, {'Origin': server.url[:-1]},
+                    {'Origin': 'null'}, {'Sec-Fetch-Site': 'cross-site'}):
+        reply = server.request('POST', ENTRY_PATH, fields, headers, opener=browser.opener, form=True)
+        assert reply.status == 403, headers
+    api = server.request('POST', ENTRY_PATH, {'kind': 'log', 'text': 'x'},
+                         {'Authorization': 'Bearer tok-t1', 'Origin': 'http://evil.example'})
+    assert api.status == 403 and 'Origin' in api.json()['error']
+    assert not [e for e in entries(server) if e['kind'] == 'log']
+    own = server.request('POST', ENTRY_PATH, fields, {'Origin': server.url, 'Sec-Fetch-Site': 'same-origin'},
+                         opener=browser.opener, form=True)
+    assert own.status == 303 and [e['text'] for e in entries(server) if e['kind'] == 'log'] == ['restarted backend']
 
 
 def test_page_forms_have_the_documented_ids(server):
@@ -398,6 +431,37 @@ def test_marks_are_for_trainers_and_team_entries_for_the_team(server):
     assert over.status == 400
 
 
+def test_mark_score_must_be_finite(server):
+    server.open_drill()
+    trainer = server.browser('tok-trainer')
+    csrf = trainer.csrf('/drills/%s/trainer' % DRILL)
+    for value in ('nan', 'inf'):
+        reply = trainer.post_form(ENTRY_PATH, {'csrf': csrf, 'kind': 'mark', 'target': 'communication',
+                                               'score': value})
+        assert reply.status == 400 and 'score: must be a finite number' in reply.text
+    huge = server.api('POST', ENTRY_PATH, b'{"kind": "mark", "target": "communication", "score": 1e999}',
+                      token='tok-trainer')
+    assert huge.status == 400 and huge.json()['error'].startswith('score: must be a finite number')
+    assert not [e for e in entries(server, 'tok-trainer') if e['kind'] == 'mark']
+
+
+def test_entries_and_marks_per_author_per_drill_are_capped(server):
+    assert desk.MAX_ENTRIES_PER_AUTHOR == 300
+    server.open_drill()
+    for dummy in range(299):
+        server.store.append({'drill_id': DRILL, 'kind': 'log', 'author': 'trainee-1', 'text': 'x'})
+        server.store.append({'drill_id': DRILL, 'kind': 'mark', 'author': 'trainer',
+                             'target': 'communication', 'score': 1})
+    assert server.api('POST', ENTRY_PATH, {'kind': 'acknowledge'}).status == 201       # the 300th
+    refused = server.api('POST', ENTRY_PATH, {'kind': 'log', 'text': 'x'})
+    assert refused.status == 429
+    assert '300' in refused.json()['error'] and 'MAX_ENTRIES_PER_AUTHOR' in refused.json()['error']
+    assert server.api('POST', ENTRY_PATH, {'kind': 'log', 'text': 'x'}, token='tok-t2').status == 201
+    mark = {'kind': 'mark', 'target': 'communication', 'pass': True}
+    assert server.api('POST', ENTRY_PATH, mark, token='tok-trainer').status == 201
+    assert server.api('POST', ENTRY_PATH, mark, token='tok-trainer').status == 429
+
+
 # -- Alertmanager ----------------------------------------------------------------------
 
 ALERTS = {'version': '4', 'status': 'firing', 'receiver': 'desk', 'alerts': [{
@@ -485,7 +549,7 @@ def test_configmap_store_builds_the_configmap_and_continues_seq():
     assert record['seq'] == 13 and record['id'] == 'r-000013'
     method, path, body = client.calls[-1][:3]
     assert (method, path) == ('POST', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps')
-    assert body['metadata']['generateName'] == 'desk-record-'
+    assert body['metadata']['name'] == 'desk-record-00000013' and 'generateName' not in body['metadata']
     assert body['metadata']['labels']['opsdrill.io/desk-record'] == 'true'
     assert body['metadata']['labels']['opsdrill.io/drill-id'] == 'seo-tool-20261129T101500Z'
     assert body['immutable'] is True
@@ -503,7 +567,32 @@ def test_configmap_store_keeps_nothing_when_the_api_refuses():
     with pytest.raises(k8s_rest.ApiError):
         store.append({'drill_id': None, 'kind': 'alert'})
     assert store.records() == []
-    assert store.append.__self__._seq == 0
+    assert store.append.__self__._seq == 1      # burnt: the create may have happened
+
+
+def test_configmap_store_names_by_seq_and_never_reuses_a_failed_seq():
+    class Flaky(FakeClient):
+        def __init__(self, existing):
+            super().__init__(existing)
+            self.errors = [k8s_rest.ApiError(0, 'Unreachable', 'timed out', 'POST', 'p'),
+                           k8s_rest.ApiError(409, 'AlreadyExists', 'exists', 'POST', 'p')]
+
+        def request(self, method, path, body=None, query=None):
+            if method == 'POST' and self.errors:
+                self.calls.append((method, path, body, query))
+                raise self.errors.pop(0)
+            return super().request(method, path, body, query)
+    old = {'seq': 4, 'id': 'r-000004', 'kind': 'log', 'drill_id': 'd'}       # a generateName'd one
+    client = Flaky([{'metadata': {'name': 'desk-record-x7k2p'}, 'data': {'record.json': json.dumps(old)}}])
+    store = desk.ConfigMapStore(client, 'ns')
+    with pytest.raises(k8s_rest.ApiError):
+        store.append({'drill_id': 'd', 'kind': 'log'})
+    with pytest.raises(RuntimeError, match='desk-record-00000006 already exists'):
+        store.append({'drill_id': 'd', 'kind': 'log'})
+    record = store.append({'drill_id': 'd', 'kind': 'log'})
+    assert record['id'] == 'r-000007' and [r['seq'] for r in store.records()] == [4, 7]
+    names = [call[2]['metadata']['name'] for call in client.calls if call[0] == 'POST']
+    assert names == ['desk-record-00000005', 'desk-record-00000006', 'desk-record-00000007']
 
 
 def test_token_reviewer_posts_a_tokenreview_and_caches():
@@ -529,6 +618,25 @@ def test_token_reviewer_posts_a_tokenreview_and_caches():
     assert Client.calls == 3
 
 
+def test_token_reviewer_cache_has_a_hard_cap():
+    class Client:
+        def __init__(self):
+            self.tokens = []
+
+        def request(self, method, path, body=None, query=None):
+            self.tokens.append(body['spec']['token'])
+            return {'status': {'authenticated': False}}
+    client = Client()
+    reviewer = desk.TokenReviewer(client, clock=lambda: 0.0)    # nothing expires
+    for number in range(1500):
+        assert reviewer.review('random-%d' % number) is None
+    assert len(reviewer._cache) == 1000
+    reviewer.review('random-1499')
+    assert len(client.tokens) == 1500                            # the newest is still cached
+    reviewer.review('random-0')
+    assert client.tokens[-1] == 'random-0'                       # the oldest was evicted
+
+
 # -- controller, pages, metrics --------------------------------------------------------
 
 def test_controller_lifecycle_reports_history_and_metrics(server):
@@ -549,7 +657,7 @@ def test_controller_lifecycle_reports_history_and_metrics(server):
     assert server.api('GET', path).status == 403
     got = server.api('GET', path, token='tok-trainer')
     assert got.status == 200 and got.text == '<h1>Score</h1>'
-    assert got.headers['Content-Security-Policy'] == 'sandbox'
+    assert got.headers['Content-Security-Policy'].startswith('sandbox;')
     home = server.browser('tok-trainer').get('/').text
     assert 'class="history"' in home and '1m 35s' in home and '72.5%' in home and '<svg' in home
     assert 'class="history"' not in server.browser('tok-t1').get('/').text
@@ -557,6 +665,31 @@ def test_controller_lifecycle_reports_history_and_metrics(server):
     assert finalized['state'] == 'finalized' and finalized['summary']['mtta_s'] == 95
     metrics = server.request('GET', '/metrics').text
     assert 'desk_records_total{kind="drill_finalized"} 1' in metrics
+
+
+def test_validation_refuses_a_trailing_newline(server):
+    assert server.ctl('/api/drills', dict(OPEN_BODY, drill_id=DRILL + '\n')).status == 400
+    server.open_drill()
+    path = '/api/drills/%s/reports' % DRILL
+    report = {'name': 'a', 'content_type': 'text/html', 'content': '<p>x</p>'}
+    name = server.ctl(path, dict(report, name='a\n'))
+    assert name.status == 400 and name.json()['error'].startswith('name:')
+    ctype = server.ctl(path, dict(report, content_type='text/html\n'))
+    assert ctype.status == 400 and ctype.json()['error'].startswith('content_type:')
+    assert server.ctl(path, report).status == 201
+
+
+def test_reports_are_sandboxed_whatever_their_type(server):
+    server.open_drill()
+    for name, ctype in (('score.html', 'text/html'), ('score.json', 'application/json'),
+                        ('notes.txt', 'text/plain; charset=utf-8')):
+        body = {'name': name, 'content_type': ctype, 'content': '<script>alert(1)</script>'}
+        assert server.ctl('/api/drills/%s/reports' % DRILL, body).status == 201
+        got = server.api('GET', '/api/drills/%s/reports/%s' % (DRILL, name), token='tok-trainer')
+        assert got.status == 200 and got.headers['Content-Type'] == ctype
+        assert got.headers['Content-Security-Policy'] == (
+            "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+        assert got.headers['X-Content-Type-Options'] == 'nosniff'
 
 
 def test_config_errors_exit_2(tmp_path, capsys):
