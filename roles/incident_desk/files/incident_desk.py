@@ -111,7 +111,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
                                "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: the desk's own forms carry their real Origin; nothing leaves the desk.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 # a report is the engine's HTML (or any type): never scripts, forms, fetches nor framing
@@ -646,28 +647,44 @@ class ConfigMapStore(MemoryStore):
             "immutable": True,
         }
 
+    def _catch_up(self):
+        """Records another writer stored since the load (the old pod, while a replacement
+        started): into memory, and ``seq`` past them."""
+        known = {r.get("id") for r in self._records}
+        for found in self._load():
+            if found.get("id") not in known:
+                self._records.append(found)
+        self._records.sort(key=lambda r: int(r["seq"]))
+        self._seq = max([self._seq] + [int(r["seq"]) for r in self._records])
+
     def append(self, record):
         with self._lock:
-            record = dict(record)
-            record["seq"] = self._seq + 1
-            record["id"] = "r-%06d" % record["seq"]
-            body = self.body(record)
-            if len(body["data"]["record.json"].encode("utf-8")) > MAX_STORED_RECORD:
-                raise HttpError(413, "the record is %d bytes once stored; a ConfigMap holds "
-                                     "at most %d" % (len(body["data"]["record.json"]),
-                                                     MAX_STORED_RECORD))
-            # burnt before the call: a create that failed or timed out may exist all the same
-            self._seq = record["seq"]
-            try:
-                self.client.request("POST", self.path, body=body)   # raises: nothing is kept
-            except Exception as exc:  # pylint: disable=broad-except
-                if getattr(exc, "status", None) == 409:     # never taken for our own success
-                    raise RuntimeError("ConfigMap %s already exists (another desk replica, or "
-                                       "a lost answer); the record was not kept"
-                                       % body["metadata"]["name"]) from exc
-                raise
-            self._records.append(record)
-            return dict(record)
+            for attempt in range(3):
+                stored = dict(record)
+                stored["seq"] = self._seq + 1
+                stored["id"] = "r-%06d" % stored["seq"]
+                body = self.body(stored)
+                if len(body["data"]["record.json"].encode("utf-8")) > MAX_STORED_RECORD:
+                    raise HttpError(413, "the record is %d bytes once stored; a ConfigMap holds "
+                                         "at most %d" % (len(body["data"]["record.json"]),
+                                                         MAX_STORED_RECORD))
+                # burnt before the call: a create that failed or timed out may exist all the same
+                self._seq = stored["seq"]
+                try:
+                    self.client.request("POST", self.path, body=body)   # raises: nothing is kept
+                except Exception as exc:  # pylint: disable=broad-except
+                    if getattr(exc, "status", None) != 409:
+                        raise
+                    # Never taken for our own success: the number is someone else's.
+                    if attempt == 2:
+                        raise RuntimeError("ConfigMap %s already exists (another desk replica, "
+                                           "or a lost answer); the record was not kept"
+                                           % body["metadata"]["name"]) from exc
+                    self._catch_up()
+                    continue
+                self._records.append(stored)
+                return dict(stored)
+        raise RuntimeError("unreachable")
 
 
 # --------------------------------------------------------------------------------------
@@ -1871,6 +1888,10 @@ class Handler(BaseHTTPRequestHandler):
         fetch_site = (self.headers.get("Sec-Fetch-Site") or "").strip().lower()
         if fetch_site in ("cross-site", "same-site"):
             raise HttpError(403, "Sec-Fetch-Site: POSTs from another site are refused")
+        if fetch_site in ("same-origin", "none"):
+            # Set by the browser itself (a page cannot forge it); its Origin may be "null"
+            # (a form posted under a strict referrer policy).
+            return
         origin = self.headers.get("Origin")
         if origin is not None and not same_origin(origin, self.headers.get("Host") or ""):
             raise HttpError(403, "Origin: a POST from another origin is refused")

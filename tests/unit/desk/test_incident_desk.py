@@ -218,7 +218,7 @@ def test_security_headers_on_every_page(server):
         assert "script-src 'self'" in reply.headers['Content-Security-Policy']
         assert "frame-ancestors 'none'" in reply.headers['Content-Security-Policy']
         assert reply.headers['X-Content-Type-Options'] == 'nosniff'
-        assert reply.headers['Referrer-Policy'] == 'no-referrer'
+        assert reply.headers['Referrer-Policy'] == 'same-origin'
     page = browser.get('/drills/' + DRILL).text
     assert '<script>' not in page and 'src="/static/desk.js"' in page
     js = server.request('GET', '/static/desk.js').text
@@ -271,6 +271,11 @@ def test_cross_origin_posts_are_403(server):
     own = server.request('POST', ENTRY_PATH, fields, {'Origin': server.url, 'Sec-Fetch-Site': 'same-origin'},
                          opener=browser.opener, form=True)
     assert own.status == 303 and [e['text'] for e in entries(server) if e['kind'] == 'log'] == ['restarted backend']
+    # Chromium posts the desk's own forms with Origin "null" under a strict referrer policy;
+    # its Sec-Fetch-Site (which no page can set) says same-origin.
+    again = server.request('POST', ENTRY_PATH, fields, {'Origin': 'null', 'Sec-Fetch-Site': 'same-origin'},
+                           opener=browser.opener, form=True)
+    assert again.status == 303
 
 
 def test_page_forms_have_the_documented_ids(server):
@@ -587,12 +592,26 @@ def test_configmap_store_names_by_seq_and_never_reuses_a_failed_seq():
     store = desk.ConfigMapStore(client, 'ns')
     with pytest.raises(k8s_rest.ApiError):
         store.append({'drill_id': 'd', 'kind': 'log'})
-    with pytest.raises(RuntimeError, match='desk-record-00000006 already exists'):
-        store.append({'drill_id': 'd', 'kind': 'log'})
+    # 6 exists (someone else's): the store reads what it missed and takes the next number.
+    client.existing.append({'metadata': {'name': 'desk-record-00000006'}, 'data': {'record.json': json.dumps(
+        {'seq': 6, 'id': 'r-000006', 'kind': 'alert', 'drill_id': 'd'})}})
     record = store.append({'drill_id': 'd', 'kind': 'log'})
-    assert record['id'] == 'r-000007' and [r['seq'] for r in store.records()] == [4, 7]
+    assert record['id'] == 'r-000007' and [r['seq'] for r in store.records()] == [4, 6, 7]
     names = [call[2]['metadata']['name'] for call in client.calls if call[0] == 'POST']
     assert names == ['desk-record-00000005', 'desk-record-00000006', 'desk-record-00000007']
+
+
+def test_configmap_store_gives_up_after_three_taken_numbers():
+    class Taken(FakeClient):
+        def request(self, method, path, body=None, query=None):
+            if method == 'POST':
+                self.calls.append((method, path, body, query))
+                raise k8s_rest.ApiError(409, 'AlreadyExists', 'exists', 'POST', 'p')
+            return super().request(method, path, body, query)
+    store = desk.ConfigMapStore(Taken([]), 'ns')
+    with pytest.raises(RuntimeError, match='desk-record-00000003 already exists'):
+        store.append({'drill_id': 'd', 'kind': 'log'})
+    assert store.records() == []
 
 
 def test_token_reviewer_posts_a_tokenreview_and_caches():
