@@ -59,9 +59,12 @@ class DeskLink:
         except k8s_rest.ApiError as exc:
             raise DeskUnavailable("incident desk %s %s: %s" % (method, path, exc))
 
+    def drill_call(self, method, drill_id, action, body=None):
+        """``/api/drills/<id>/<action>`` of one drill."""
+        return self.call(method, "/api/drills/%s/%s" % (drill_id, action), body)
+
     def records(self, drill_id):
-        answer = self.call("GET", "/api/drills/%s/entries" % drill_id)
-        return answer.get("entries", answer.get("records", [])) if isinstance(answer, dict) else answer
+        return self.drill_call("GET", drill_id, "entries").get("entries", [])
 
 
 def _latest_versions(records):

@@ -177,11 +177,11 @@ def _archive(link, p):
             continue
         with open(path, encoding="utf-8") as handle:
             content = handle.read()
-        link.call("POST", "/api/drills/%s/reports" % p["drill"]["drill_id"], {
+        link.drill_call("POST", p["drill"]["drill_id"], "reports", {
             "name": name, "content": content,
             "content_type": CONTENT_TYPES.get(os.path.splitext(path)[1], "text/plain; charset=utf-8")})
         archived.append(name)
-    link.call("POST", "/api/drills/%s/finalize" % p["drill"]["drill_id"], {"summary": p["summary"]})
+    link.drill_call("POST", p["drill"]["drill_id"], "finalize", {"summary": p["summary"]})
     return {"archived": archived}
 
 
@@ -197,7 +197,7 @@ def _send_timeline(link, p):
     new = [{"event": e["event"], "ts": e["ts"], "data": e.get("data") or {}} for e in events
            if (e.get("event"), e.get("ts")) not in seen]
     if new:
-        link.call("POST", "/api/drills/%s/events" % p["drill"]["drill_id"], {"events": new})
+        link.drill_call("POST", p["drill"]["drill_id"], "events", {"events": new})
     return len(new)
 
 
@@ -212,7 +212,7 @@ def run(module):
             result["events_sent"] = _send_timeline(link, p)
         elif p["action"] == "close":
             result = {"events_sent": _send_timeline(link, p)}
-            link.call("POST", "/api/drills/%s/close" % p["drill"]["drill_id"], {})
+            link.drill_call("POST", p["drill"]["drill_id"], "close", {})
         elif p["action"] == "collect":
             result = _collect(link, p, module)
         else:

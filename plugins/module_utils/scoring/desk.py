@@ -42,6 +42,14 @@ KIND_TITLES = {
 _SUMMARY_TEXT_CHARS = 140
 
 
+def entry_summary(kind, text):
+    """One line for reports: the kind's title and the text, squeezed and cut short."""
+    short = ' '.join(text.split())
+    if len(short) > _SUMMARY_TEXT_CHARS:
+        short = short[:_SUMMARY_TEXT_CHARS - 3] + '...'
+    return '%s: %s' % (KIND_TITLES[kind], short) if short else KIND_TITLES[kind]
+
+
 def parse_desk_entries(entries, path='<desk entries>'):
     """Validate desk entries (a list of dicts) and make EvidenceItems."""
     if isinstance(entries, dict) and isinstance(entries.get('entries'), list):
@@ -69,10 +77,7 @@ def parse_desk_entries(entries, path='<desk entries>'):
         text = entry['text']
         if not isinstance(text, str):
             raise ScoringInputError(path, '%s.text' % field, 'must be a string')
-        short = ' '.join(text.split())
-        if len(short) > _SUMMARY_TEXT_CHARS:
-            short = short[:_SUMMARY_TEXT_CHARS - 3] + '...'
-        summary = '%s: %s' % (KIND_TITLES[kind], short) if short else KIND_TITLES[kind]
+        summary = entry_summary(kind, text)
         items.append(EvidenceItem(
             ts, 'desk', kind, summary, actor=author.strip(),
             ref='%s%s' % (os.path.basename(str(path)), field),
@@ -189,9 +194,6 @@ def witnessed_item(record, label):
             details['sections'] = record['sections']
     if record.get('kind') == 'role' and record.get('role'):
         text = 'took the role %s' % str(record['role']).replace('_', ' ')
-    short = ' '.join(text.split())
-    if len(short) > _SUMMARY_TEXT_CHARS:
-        short = short[:_SUMMARY_TEXT_CHARS - 3] + '...'
-    summary = '%s: %s' % (KIND_TITLES[kind], short) if short else KIND_TITLES[kind]
+    summary = entry_summary(kind, text)
     return EvidenceItem(parse_ts(record['ts']), 'incident_desk', kind, summary, actor=record.get('author'),
                         ref='%s#%s' % (label, record.get('id')), details=details, category='communication')
