@@ -2,12 +2,13 @@
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action of opsdrill.drills.drill_scorecard: the module runs in the controller's worker, without
-AnsiballZ (plugin_utils/in_process.py says when it still starts as a module)."""
+AnsiballZ (plugin_utils/in_process.py says when it still starts as a module), given the rubric
+read here (plugin_utils/rubric_action.py)."""
 from __future__ import annotations
 
 from ansible_collections.opsdrill.drills.plugins.modules import drill_scorecard
-from ansible_collections.opsdrill.drills.plugins.plugin_utils.in_process import InProcessAction
+from ansible_collections.opsdrill.drills.plugins.plugin_utils.rubric_action import RubricAction
 
 
-class ActionModule(InProcessAction):
+class ActionModule(RubricAction):
     MODULE = drill_scorecard

@@ -40,12 +40,13 @@ def _fault_problems(scenario, values, catalog_paths, prefix=""):
     faults = catalog.load(catalog_paths or None)
     variant = values.get(prefix + "variant") or None
     fault = values.get(prefix + "fault") or None
-    for name, check in (("variant", lambda: faults.check_names(scenario, variant)),
+    for name, check in (("scenario", lambda: faults.check_names(scenario)),
+                        ("variant", lambda: faults.check_names(scenario, variant)),
                         ("fault", lambda: fault and faults.lookup(scenario, variant, fault))):
         try:
             check()
         except catalog.CatalogError as exc:
-            return ["%s%s: %s" % (prefix, name, exc)]
+            return ["%s: %s" % (name if name == "scenario" and not prefix else prefix + name, exc)]
     target = values.get(prefix + "target") or ""
     if "/" in target and target.split("/", 1)[0] not in catalog.KINDS:
         return ["%starget: kind %r is not one a fault can aim at; allowed: %s"
@@ -55,7 +56,7 @@ def _fault_problems(scenario, values, catalog_paths, prefix=""):
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("playbook", "scenario", "role"))
+    _VALID_ARGS = frozenset(("playbook", "scenario", "playbook_scenario", "role"))
     _requires_connection = False
 
     def run(self, tmp=None, task_vars=None):
@@ -85,12 +86,19 @@ class ActionModule(ActionBase):
             # The command line, plus the playbook's variables set elsewhere (an inventory's
             # group_vars, an AWX job template): those are validated as well, never refused.
             given = {key: task_vars[key] for key in options if key in task_vars}
-            given.update(load_extra_vars(self._loader))
+            extra_vars = load_extra_vars(self._loader)
+            given.update(extra_vars)
             given = {key: self._templar.template(task_vars.get(key, value)) for key, value in given.items()}
             values, problems = inputs.validate_extra_vars(given, options, roles, limits,
                                                           playbook="%s.yml" % name, file_checks=checks)
+            fixed = args.get("playbook_scenario")
+            if fixed and "scenario" in extra_vars and extra_vars["scenario"] != fixed:
+                # drill-outage.yml -e scenario=error_spike would run another drill than its name says.
+                problems.append("scenario: %s runs scenario %s; for %s run playbooks/drill.yml -e scenario=%s"
+                                % (catalog.playbook_of(fixed), fixed, extra_vars["scenario"], extra_vars["scenario"]))
             if args.get("scenario") and not problems:
-                problems = _fault_problems(args["scenario"], values, given.get("drill_engine_catalog_paths"))
+                problems = _fault_problems(args["scenario"], values, values.get("opsdrill_catalog_paths")
+                                           or given.get("drill_engine_catalog_paths"))
         result["changed"] = False
         if problems:
             result.update(failed=True, msg=inputs.message(problems), problems=problems)

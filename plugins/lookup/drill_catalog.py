@@ -6,12 +6,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: drill_catalog
-short_description: Resolve a drill fault from the opsdrill fault catalog
+short_description: Resolve a drill fault, and its scenario record, from the opsdrill catalog
 version_added: 0.1.0
 description:
-  - Reads the fault catalog (C(plugins/module_utils/catalog/faults.yml) plus optional team
-    files) on the controller and returns one resolved entry (docs/contracts.md section 4),
-    aimed at O(target) when given.
+  - Reads the catalog (C(plugins/module_utils/catalog/scenarios.yml) and C(faults.yml), plus
+    optional team files) on the controller and returns one resolved fault entry
+    (docs/contracts.md section 4), aimed at O(target) when given, with its scenario record.
   - With O(fault) the entry is looked up; without it one fault of the scenario (and
     variant) is picked by O(seed). A seed of 0 draws one at random; the seed is returned,
     so the same pick can be made again.
@@ -19,10 +19,9 @@ description:
 author: opsdrill maintainers (@opsdrill)
 options:
   scenario:
-    description: Seed scenario.
+    description: Scenario id (a record of the catalog; unknown ids fail listing the valid ones).
     type: str
     required: true
-    choices: [outage, error_spike]
   variant:
     description:
       - Variant of the scenario; empty picks from every variant.
@@ -42,10 +41,14 @@ options:
     type: str
     default: ""
   paths:
-    description: Extra catalog files (an ops team's own faults).
+    description: Extra catalog files (an ops team's own scenarios and faults).
     type: list
     elements: path
     default: []
+  alert_for:
+    description: Alert name to the C(for) its rule has (the monitoring role's C(monitoring_alert_for)); sets RV(_raw.alert_extra_s).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -78,6 +81,16 @@ _raw:
       description: The names of the faults of the variant (or of the scenario, variant/name).
       type: list
       elements: str
+    scenario:
+      description: The scenario record (title, situation, variants, alert, expected_actions, followup, services).
+      type: dict
+    alerts:
+      description: Every scenario's seed alert name (none may fire in the steady state).
+      type: list
+      elements: str
+    alert_extra_s:
+      description: Seconds the alert's C(for) in O(alert_for) adds to the record's (the catalog's timings assume the record's).
+      type: int
 """
 
 from ansible.errors import AnsibleLookupError
@@ -105,6 +118,10 @@ class LookupModule(LookupBase):
                 entry, used_seed = faults.pick(scenario, variant, seed, target)
             names = faults.names(scenario, variant) if variant else \
                 [key.split("/", 1)[1] for key in faults.keys(scenario)]
-        except catalog.CatalogError as exc:
+            record = faults.scenario(scenario)
+            alert_for = self.get_option("alert_for") or {}
+            extra_s = max(0, faults.alert_for_s(scenario, alert_for) - faults.alert_for_s(scenario))
+        except (catalog.CatalogError, KeyError, ValueError) as exc:
             raise AnsibleLookupError(str(exc))
-        return [{"entry": entry, "seed": used_seed, "picked": not fault, "faults": names}]
+        return [{"entry": entry, "seed": used_seed, "picked": not fault, "faults": names, "scenario": record,
+                 "alerts": faults.alerts(), "alert_extra_s": extra_s}]

@@ -18,6 +18,7 @@ import datetime
 import json
 import math
 import re
+import string
 import time
 import urllib.parse
 
@@ -268,6 +269,14 @@ def _upstream_outcome(spec, view):
                     "outcome": spec["outcome"]})
 
 
+def _promql(spec, view):
+    query = string.Template(str(spec["query"])).safe_substitute(namespace=view.namespace)
+    value = view.prom(query)
+    if value is not None and value > float(spec["above"]):
+        return True, {"query": query, "value": round(value, 4)}
+    return False, None
+
+
 def _any_of(spec, view):
     for sub in spec["of"]:
         met, detail = evaluate(sub, view)
@@ -298,6 +307,7 @@ EVALUATORS = {
     "error_rate": _error_rate,
     "http_status_share": _http_status_share,
     "upstream_outcome": _upstream_outcome,
+    "promql": _promql,
     "any_of": _any_of,
     "all_of": _all_of,
 }

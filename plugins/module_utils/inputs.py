@@ -119,7 +119,8 @@ def check_value(name, value, spec, limits=None):
     pattern = limits.get("pattern")
     if pattern and isinstance(converted, str) and converted != "" and not re.match(pattern, converted):
         return value, "%s: %s is not %s" % (name, _show(value), limits.get("pattern_text") or "valid")
-    items = converted if isinstance(converted, list) else [converted]
+    items = converted if isinstance(converted, list) else \
+        list(converted.values()) if isinstance(converted, dict) else [converted]
     element_pattern = limits.get("element_pattern")
     if element_pattern:
         for item in items:

@@ -31,7 +31,7 @@ options:
     type: dict
     required: true
   scenario:
-    description: For O(action=open), the scenario's C(title), C(situation), C(alert) and C(alert_service).
+    description: For O(action=open), the scenario record (C(title), C(alert.name), ...; the drill_catalog lookup's C(scenario)).
     type: dict
     default: {}
   catalog_entry:
@@ -45,6 +45,16 @@ options:
   rubric_file:
     description: Rubric whose criteria and checklist items trainers may mark (default rubric when empty).
     type: path
+  catalog_paths:
+    description: Team catalog files whose scenario records add checklists (the action reads them on the controller).
+    type: list
+    elements: path
+    default: []
+  rubric:
+    description:
+      - Set by the action plugin, not by hand - the rubric read from O(rubric_file) (or the default rubric)
+        with every scenario record's checklist, as data.
+    type: dict
   postmortem_wait_s:
     description: For O(action=collect), how long to wait for the team's post-mortem (0 - not at all).
     type: int
@@ -107,7 +117,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsdrill.drills.plugins.module_utils import desk_link
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import load_rubric
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import rubric_from_data
 
 SPEC = dict(
     argument_spec=dict(
@@ -118,6 +128,8 @@ SPEC = dict(
         catalog_entry={"type": "dict", "default": {}},
         briefing={"type": "dict", "default": {}},
         rubric_file={"type": "path"},
+        catalog_paths={"type": "list", "elements": "path", "default": []},
+        rubric={"type": "dict"},
         postmortem_wait_s={"type": "int", "default": 0},
         poll_s={"type": "int", "default": 5},
         artifacts_dir={"type": "path"},
@@ -132,8 +144,8 @@ CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".md": "text/markdown; cha
                  ".json": "application/json", ".xml": "application/xml"}
 
 
-def _rubric_parts(rubric_file, scenario):
-    rubric = load_rubric(rubric_file or None)
+def _rubric_parts(argument, scenario):
+    rubric = rubric_from_data(argument["data"], argument["origin"])
     targets = [{"id": c.id, "title": c.for_scenario(scenario)[0], "points": c.points} for c in rubric.criteria_for(scenario)]
     checklist = rubric.checklist_for(scenario) or {}
     for phase in checklist.get("phases", []):
@@ -143,11 +155,11 @@ def _rubric_parts(rubric_file, scenario):
 
 def _open(link, p):
     drill, entry = p["drill"], p["catalog_entry"]
-    targets, followup = _rubric_parts(p["rubric_file"], drill["scenario"])
+    targets, followup = _rubric_parts(p["rubric"], drill["scenario"])
     link.call("POST", "/api/drills", {
         "drill_id": drill["drill_id"], "namespace": p["namespace"], "scenario": drill["scenario"],
         "variant": drill.get("variant"), "title": p["scenario"].get("title") or drill["scenario"],
-        "alert": p["scenario"].get("alert"), "briefing": p["briefing"],
+        "alert": (p["scenario"].get("alert") or {}).get("name"), "briefing": p["briefing"],
         "fault": {"key": entry.get("key"), "title": entry.get("title"),
                   "symptom": (entry.get("symptom") or {}).get("description"), "target": entry.get("target")},
         "mark_targets": targets, "followup": followup,
@@ -162,7 +174,7 @@ def _collect(link, p, module):
     while p["postmortem_wait_s"] > 0 and not desk_link.postmortem_records(records) and time.time() < deadline:
         time.sleep(max(1, p["poll_s"]))
         records = link.records(drill["drill_id"])
-    targets, followup = _rubric_parts(p["rubric_file"], drill["scenario"])
+    targets, followup = _rubric_parts(p["rubric"], drill["scenario"])
     marks, warnings = desk_link.desk_marks(records, targets)
     for warning in warnings:
         module.warn(warning)

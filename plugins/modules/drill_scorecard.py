@@ -89,6 +89,16 @@ options:
   rubric_file:
     description: A team rubric (YAML or JSON). Without it the default rubric is used.
     type: path
+  catalog_paths:
+    description: Team catalog files whose scenario records add checklists (the action reads them on the controller).
+    type: list
+    elements: path
+    default: []
+  rubric:
+    description:
+      - Set by the action plugin, not by hand - the rubric read from O(rubric_file) (or the default rubric)
+        with every scenario record's checklist, as data.
+    type: dict
   catalog_entry:
     description:
       - The fault catalog entry of the drill's fault (docs/contracts.md section 4), used to tell fixes of the
@@ -235,6 +245,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.console im
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringError, ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.inputs import build_scorecard
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.reports import write_reports
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import rubric_from_data
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.scorer import summarize
 
 
@@ -253,6 +264,8 @@ SPEC = dict(
         trainee_groups=dict(type='list', elements='str', default=['opsdrill:trainees']),
         namespaces=dict(type='list', elements='str'),
         rubric_file=dict(type='path'),
+        catalog_paths=dict(type='list', elements='path', default=[]),
+        rubric=dict(type='dict'),
         catalog_entry=dict(type='dict'),
         catalog_entry_file=dict(type='path'),
         write_reports=dict(type='bool', default=True),
@@ -261,6 +274,12 @@ SPEC = dict(
     required_one_of=[('artifacts_dir', 'timeline_file')],
     supports_check_mode=True,
 )
+
+
+def _rubric(argument):
+    if not argument:
+        raise ScoringInputError('rubric', 'rubric', 'missing: the action plugin reads the rubric file and sets it')
+    return rubric_from_data(argument['data'], argument['origin'])
 
 
 def run(module):
@@ -282,7 +301,7 @@ def run(module):
             audit_text=audit_text, audit_label=audit_label, desk_file=p['desk_file'], desk_entries=p['desk_entries'],
             witnessed_entries=p['witnessed_entries'],
             trainer_marks=p['trainer_marks'], trainer_marks_file=p['trainer_marks_file'], trainees=p['trainees'],
-            trainee_groups=p['trainee_groups'], namespaces=p['namespaces'], rubric_file=p['rubric_file'],
+            trainee_groups=p['trainee_groups'], namespaces=p['namespaces'], rubric=_rubric(p['rubric']),
             catalog_entry=p['catalog_entry'], catalog_entry_file=p['catalog_entry_file'],
         )
         reports, changed = {}, False

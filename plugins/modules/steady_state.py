@@ -36,10 +36,12 @@ options:
     type: str
     default: ""
   alert_names:
-    description: Alerts that must not be firing for a steady state.
+    description:
+      - Alerts that must not be firing for a steady state - every scenario's seed alert
+        (C(opsdrill.drills.scenario_alert_names) filter, from the scenario records).
     type: list
     elements: str
-    default: [ServiceDown, HighErrorRate]
+    required: true
   timeout_at:
     description:
       - Wait until this time (epoch seconds) for the steady state to hold; unset, one look.
@@ -75,6 +77,7 @@ EXAMPLES = r"""
   opsdrill.drills.steady_state:
     namespace: seo-tool
     health_services: [api-gateway, backend-api]
+    alert_names: "{{ [] | opsdrill.drills.scenario_alert_names }}"
     prometheus: prometheus:9090
   register: steady
   until: steady.healthy
@@ -138,7 +141,7 @@ SPEC = dict(
         "label_selector": {"type": "str", "default": "app.kubernetes.io/part-of=opsdrill-seo-tool"},
         "health_services": {"type": "list", "elements": "str", "default": []},
         "prometheus": {"type": "str", "default": ""},
-        "alert_names": {"type": "list", "elements": "str", "default": ["ServiceDown", "HighErrorRate"]},
+        "alert_names": {"type": "list", "elements": "str", "required": True},
         "timeout_at": {"type": "float"},
         "hold_s": {"type": "float", "default": 0},
         "begin_by": {"type": "float"},

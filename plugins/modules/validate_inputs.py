@@ -24,7 +24,10 @@ options:
     description: Name of the playbook in C(playbooks/vars/inputs.yml) (drill, setup, teardown, rollback, lab).
     type: str
   scenario:
-    description: Scenario of a drill playbook (outage, error_spike).
+    description: Scenario of a drill playbook (a scenario record of the catalog, team catalog files included).
+    type: str
+  playbook_scenario:
+    description: The scenario a per-scenario playbook (drill-outage.yml) runs; an extra var C(scenario) that differs is refused.
     type: str
   role:
     description: Validate this role's variables in scope instead of the command line.

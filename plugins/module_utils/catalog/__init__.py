@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The fault catalog: load and validate ``faults.yml``, look faults up, pick one.
+"""The catalog: scenario records and faults. Load and validate ``scenarios.yml`` and
+``faults.yml``, look faults up, pick one.
 
     from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
     entry = catalog.lookup("outage", "resources", "memory_limits")
@@ -11,7 +12,8 @@ The data lives beside this file. Read it on the controller (action, lookup or fi
 plugins, or a module running there that is given the path): an AnsiballZ module
 payload carries Python files only, so a module running elsewhere gets the resolved
 entry as an argument instead. ``load(paths)`` also reads extra catalog files (an ops
-team's own faults); a key defined twice is an error.
+team's own scenarios and faults: ``{scenarios: [...], faults: [...]}``, or a plain list
+of faults); a scenario or fault defined twice is an error.
 
 Every entry is validated on load; errors name the file, the entry and the field, and
 list the allowed values. ``lookup``/``pick`` return a resolved deep copy: the short form
@@ -26,31 +28,26 @@ import os
 import random
 import re
 
+from ansible_collections.opsdrill.drills.plugins.module_utils.catalog.scenario_record import (
+    alert_for_s, validate_scenario)
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import check_parts
 
 __all__ = [
     "ACTIONS",
-    "ALERTS",
     "Catalog",
     "CatalogError",
     "DETECT_TYPES",
-    "SCENARIOS",
     "VERBS",
     "default_path",
+    "default_paths",
     "load",
     "lookup",
     "pick",
     "playbook_of",
 ]
 
-SCENARIOS = {
-    "outage": ("configuration", "resources", "dependencies"),
-    "error_spike": ("code", "configuration", "resources"),
-}
-# The alert each scenario's faults must raise (seed documents: ServiceDown, HighErrorRate).
-ALERTS = {"outage": "ServiceDown", "error_spike": "HighErrorRate"}
 KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "Secret", "ConfigMap",
          "PersistentVolumeClaim", "ServiceAccount")
 # Handlers that create their object rather than change a snapshotted one.
@@ -71,6 +68,9 @@ DETECT_TYPES = {
     "error_rate": (("service", "min"), ()),
     "http_status_share": (("service", "code", "min_share"), ("route",)),
     "upstream_outcome": (("service", "upstream", "outcome", "min_share"), ()),
+    # Any PromQL expression (${namespace} is the drill namespace) whose value exceeds
+    # ``above``: a team's own metric, a latency quantile.
+    "promql": (("query", "above"), ()),
     "any_of": (("of",), ()),
     "all_of": (("of",), ()),
 }
@@ -100,6 +100,12 @@ class CatalogError(ValueError):
 
 def default_path():
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "faults.yml")
+
+
+def default_paths():
+    """The collection's own catalog files: its scenario records, then its faults."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(here, "scenarios.yml"), default_path()]
 
 
 # --------------------------------------------------------------------------------------
@@ -185,6 +191,9 @@ def _check_detect(spec, where, field, errors):
                 and not (kind in ("pod_restarts",) and isinstance(spec[key], int)):
             errors.add(where, "%s.%s" % (field, key), "must be a share in (0, 1], got %r"
                        % (spec[key],))
+    if kind == "promql" and not (isinstance(spec.get("above"), (int, float))
+                                 and not isinstance(spec.get("above"), bool)):
+        errors.add(where, field + ".above", "must be a number, got %r" % (spec.get("above"),))
     if kind == "log_match":
         try:
             re.compile(str(spec.get("pattern")))
@@ -248,7 +257,7 @@ def _normalise_steps(entry, where, errors):
     return out
 
 
-def _validate(entry, where, errors):
+def _validate(entry, where, errors, scenarios):
     if not isinstance(entry, dict):
         errors.add(where, "(entry)", "must be a mapping")
         return None
@@ -260,11 +269,11 @@ def _validate(entry, where, errors):
         errors.add(where, "(entry)", "unknown field(s) %s; allowed: %s"
                    % (", ".join(sorted(extra)), ", ".join(_REQUIRED + _OPTIONAL)))
     scenario, variant = entry.get("scenario"), entry.get("variant")
-    if scenario not in SCENARIOS:
-        errors.add(where, "scenario", _allowed(scenario, sorted(SCENARIOS)))
-    elif variant not in SCENARIOS[scenario]:
+    if scenario not in scenarios:
+        errors.add(where, "scenario", _allowed(scenario, sorted(scenarios)))
+    elif variant not in (scenarios[scenario].get("variants") or []):
         errors.add(where, "variant", "%s (for scenario %s)"
-                   % (_allowed(variant, SCENARIOS[scenario]), scenario))
+                   % (_allowed(variant, scenarios[scenario].get("variants") or []), scenario))
     if not isinstance(entry.get("name"), str) or not _NAME.match(entry.get("name") or ""):
         errors.add(where, "name", "must be snake_case ([a-z][a-z0-9_]*), got %r"
                    % (entry.get("name"),))
@@ -309,9 +318,10 @@ def _validate(entry, where, errors):
                       errors)
         if not isinstance(symptom.get("within_s"), int) or symptom.get("within_s") <= 0:
             errors.add(where, "symptom.within_s", "must be a positive integer (seconds)")
-    if scenario in ALERTS and entry.get("alert") != ALERTS[scenario]:
+    seed_alert = (scenarios[scenario].get("alert") or {}).get("name") if scenario in scenarios else None
+    if seed_alert and entry.get("alert") != seed_alert:
         errors.add(where, "alert", "%s (scenario %s raises %s)"
-                   % (_allowed(entry.get("alert"), [ALERTS[scenario]]), scenario, ALERTS[scenario]))
+                   % (_allowed(entry.get("alert"), [seed_alert]), scenario, seed_alert))
     within = (symptom or {}).get("within_s") if isinstance(symptom, dict) else None
     alert_within = entry.get("alert_within_s")
     if not isinstance(alert_within, int) or alert_within <= 0:
@@ -366,15 +376,18 @@ def _placeholders(target):
 # the catalog
 
 class Catalog:
-    """Validated faults, keyed ``scenario/variant/name``."""
+    """Validated scenario records, keyed by id, and faults, keyed ``scenario/variant/name``."""
 
-    def __init__(self, entries, sources=None):
+    def __init__(self, entries, sources=None, scenarios=None):
         self._entries = entries
         self.sources = sources or {}
+        self._scenarios = scenarios or {}
 
     @classmethod
     def from_data(cls, data, source="<data>"):
-        return cls._build([(source, data)])
+        """``data`` (faults, and maybe scenarios) beside the collection's own scenarios."""
+        own = default_paths()[0]
+        return cls._build([(own, _read_yaml(own)), (source, data)])
 
     @classmethod
     def from_files(cls, paths):
@@ -383,18 +396,39 @@ class Catalog:
     @classmethod
     def _build(cls, documents):
         errors = _Errors()
-        entries, sources = {}, {}
+        scenarios, fault_lists, sources = {}, [], {}
         for source, data in documents:
-            if isinstance(data, dict) and "faults" in data:
-                data = data["faults"]
-            if not isinstance(data, list):
-                errors.add(source, "(top level)", "must be a list of fault entries")
+            records = data.get("scenarios", []) if isinstance(data, dict) else []
+            if isinstance(data, dict):
+                extra = set(data) - {"scenarios", "faults"}
+                if extra:
+                    errors.add(source, "(top level)", "unknown key(s) %s; allowed: scenarios, faults"
+                               % ", ".join(sorted(map(str, extra))))
+                data = data.get("faults", [])
+            if not isinstance(records, list) or not isinstance(data, list):
+                errors.add(source, "(top level)", "must be {scenarios: [...], faults: [...]} "
+                           "or a list of fault entries")
                 continue
+            for index, record in enumerate(records):
+                sid = record.get("id") if isinstance(record, dict) else "?"
+                where = "%s: scenario #%d (%s)" % (source, index + 1, sid)
+                valid = validate_scenario(record, where, errors)
+                if valid is None:
+                    continue
+                if sid in scenarios:
+                    errors.add(where, "id", "scenario %s is defined twice (also in %s)"
+                               % (sid, sources["scenario:" + sid]))
+                    continue
+                scenarios[sid] = valid
+                sources["scenario:" + sid] = source
+            fault_lists.append((source, data))
+        entries = {}
+        for source, data in fault_lists:
             for index, entry in enumerate(data):
                 name = "%s/%s/%s" % ((entry or {}).get("scenario"), (entry or {}).get("variant"),
                                      (entry or {}).get("name")) if isinstance(entry, dict) else "?"
                 where = "%s: fault #%d (%s)" % (source, index + 1, name)
-                valid = _validate(entry, where, errors)
+                valid = _validate(entry, where, errors, scenarios)
                 if valid is None:
                     continue
                 if name in entries:
@@ -404,8 +438,8 @@ class Catalog:
                 entries[name] = valid
                 sources[name] = source
         if errors.lines:
-            raise CatalogError("invalid fault catalog:\n  " + "\n  ".join(errors.lines))
-        return cls(entries, sources)
+            raise CatalogError("invalid catalog:\n  " + "\n  ".join(errors.lines))
+        return cls(entries, sources, scenarios)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -417,14 +451,34 @@ class Catalog:
     def names(self, scenario, variant):
         return [k.rsplit("/", 1)[1] for k in self.keys(scenario, variant)]
 
+    def scenario_ids(self):
+        return sorted(self._scenarios)
+
+    def scenario(self, scenario):
+        """The scenario record (a copy); an unknown id fails listing the valid ones."""
+        self.check_names(scenario)
+        return copy.deepcopy(self._scenarios[scenario])
+
+    def scenarios(self):
+        return [copy.deepcopy(self._scenarios[s]) for s in self.scenario_ids()]
+
+    def alerts(self):
+        """Every scenario's seed alert name (the steady state has none of them firing)."""
+        return sorted({s["alert"]["name"] for s in self._scenarios.values()})
+
+    def alert_for_s(self, scenario, overrides=None):
+        """Seconds of the scenario alert's ``for``, with the team's override by alert name."""
+        return alert_for_s(self._scenarios[scenario], overrides)
+
     def check_names(self, scenario, variant=None):
         """Unknown scenario or variant: CatalogError listing the valid ones."""
-        if scenario not in SCENARIOS:
+        if scenario not in self._scenarios:
             raise CatalogError("unknown scenario %r; scenarios: %s"
-                               % (scenario, ", ".join(sorted(SCENARIOS))))
-        if variant is not None and variant not in SCENARIOS[scenario]:
+                               % (scenario, ", ".join(self.scenario_ids())))
+        variants = self._scenarios[scenario]["variants"]
+        if variant is not None and variant not in variants:
             raise CatalogError("unknown variant %r for scenario %s; variants: %s"
-                               % (variant, scenario, ", ".join(SCENARIOS[scenario])))
+                               % (variant, scenario, ", ".join(variants)))
 
     def variant_of(self, scenario, fault):
         """The variant of ``scenario`` that has ``fault``, when one alone has it. A fault
@@ -531,10 +585,12 @@ _CACHE = {}
 
 
 def load(paths=None):
-    """The catalog from ``faults.yml`` beside this file plus ``paths`` (cached)."""
+    """The catalog from ``scenarios.yml`` and ``faults.yml`` beside this file plus
+    ``paths`` (cached)."""
     if isinstance(paths, str):
         paths = [paths]
-    files = tuple([default_path()] + [p for p in (paths or []) if p != default_path()])
+    own = default_paths()
+    files = tuple(own + [p for p in (paths or []) if p not in own])
     if files not in _CACHE:
         _CACHE[files] = Catalog.from_files(files)
     return _CACHE[files]

@@ -72,15 +72,16 @@ def _as_list(value):
 def build_scorecard(artifacts_dir=None, timeline_file=None, audit_log=None, audit_text=None,
                     audit_label=None, desk_file=None, desk_entries=None, witnessed_entries=None, trainer_marks=None,
                     trainer_marks_file=None, trainees=None, trainee_groups=None, namespaces=None,
-                    rubric_file=None, catalog_entry=None, catalog_entry_file=None, generated_at=None):
+                    rubric_file=None, catalog_entry=None, catalog_entry_file=None, generated_at=None, rubric=None):
     """Score a drill from its inputs; returns (scorecard, rubric).
 
     Every input is optional except that a scorecard without a timeline is
-    mostly "not assessed". Malformed inputs raise ScoringInputError.
+    mostly "not assessed". Malformed inputs raise ScoringInputError. ``rubric``: a Rubric
+    (a module is given one); else ``rubric_file`` or the default is read (controller).
     """
     tl_path = timeline_path(artifacts_dir, timeline_file)
     timeline = load_timeline(tl_path)
-    rubric = load_rubric(rubric_file or None)
+    rubric = rubric if rubric is not None else load_rubric(rubric_file or None)
 
     groups = _as_list(trainee_groups) if trainee_groups is not None else list(DEFAULT_TRAINEE_GROUPS)
     ns = _as_list(namespaces) or ([timeline.namespace] if timeline.namespace else None)

@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The rubric: criteria, points, thresholds and checklists, read from data.
 
-The default rubric is ``rubrics/default.yml`` (mirrored in
-``default_rubric.py`` for AnsiballZ). A team's rubric is a YAML/JSON file of
+The default rubric is ``rubrics/default.yml``, read on the controller (action
+plugins pass modules the data). The checklists (the seeds' Expected Actions) and
+follow-up headings come from the catalog's scenario records. A team's rubric is a YAML/JSON file of
 the same format; with ``extends: default`` it only lists what differs:
 criteria with a known id replace the default's, new ids are added,
 ``disable: [ids]`` drops criteria, and mappings (targets, checklists,
@@ -17,7 +18,6 @@ import copy
 import os
 
 from .datafile import load_data_file
-from .default_rubric import DEFAULT_RUBRIC
 from .errors import ScoringInputError
 
 RUBRIC_SCHEMA = 1
@@ -293,7 +293,13 @@ def validate_rubric(data, path):
                 _fail(path, '%s.scenario_params.%s' % (field, scenario), 'must be a mapping')
             merged.update(override)
             validate_params(crit['method'], merged, path, '%s.scenario_params.%s' % (field, scenario))
-    checklists = data.get('checklists', {})
+    validate_checklists(data.get('checklists', {}), data.get('followup', {}), path, ids)
+
+
+def validate_checklists(checklists, followup, path, criterion_ids=()):
+    """The Expected Actions checklists and Follow-up headings, per scenario (a scenario
+    record's ``expected_actions`` and ``followup`` arrive here too)."""
+    ids = set(criterion_ids)
     if not isinstance(checklists, dict):
         _fail(path, 'checklists', 'must be a mapping of scenario to checklist')
     item_ids = set()
@@ -318,7 +324,6 @@ def validate_rubric(data, path):
                     _fail(path, ifield + '.title', 'must be a string')
                 if 'match' in item:
                     validate_match(item['match'], path, ifield + '.match')
-    followup = data.get('followup', {})
     if not isinstance(followup, dict):
         _fail(path, 'followup', 'must be a mapping of scenario to sections')
     for scenario, sections in followup.items():
@@ -329,15 +334,27 @@ def validate_rubric(data, path):
                 _str_list(sections[key], path, 'followup.%s.%s' % (scenario, key))
 
 
-# Loading ----------------------------------------------------------------------
-def default_rubric_data():
-    """The default rubric as data.
 
-    ``rubrics/default.yml`` is the readable source; ``default_rubric.py`` holds
-    the same data (a unit test keeps them equal) and is used here because it
-    is also there in AnsiballZ payloads and needs no YAML parsing.
-    """
-    return copy.deepcopy(DEFAULT_RUBRIC), 'default'
+# Loading ----------------------------------------------------------------------
+def read_rubric_data(path=None):
+    """``(data, origin)``: the rubric file at ``path`` or ``rubrics/default.yml``, as
+    data. YAML is read on the controller (an action plugin or a test): a module is given
+    the data, never the file."""
+    if path:
+        return load_data_file(path), path
+    return load_data_file(DEFAULT_RUBRIC_PATH), 'default'
+
+
+def with_scenarios(data, scenarios):
+    """The rubric ``data`` with each scenario record's checklist and follow-up as the base
+    its own ``checklists``/``followup`` refine (the records own the seeds' Expected
+    Actions; a team rubric may still replace a scenario's checklist)."""
+    merged = copy.deepcopy(data)
+    for key, field in (('checklists', 'expected_actions'), ('followup', 'followup')):
+        base = dict((s['id'], copy.deepcopy(s[field])) for s in scenarios or [] if s.get(field))
+        base.update(merged.get(key) or {})
+        merged[key] = base
+    return merged
 
 
 def _merge(base, overlay, path):
@@ -371,19 +388,24 @@ def _merge(base, overlay, path):
     return merged
 
 
-def rubric_from_data(data, origin):
+def rubric_from_data(data, origin, scenarios=None):
+    """A validated Rubric from ``data``; ``extends: default`` reads the default rubric
+    (controller only). ``scenarios``: the catalog's scenario records."""
     if isinstance(data, dict) and data.get('extends') is not None:
         if data['extends'] != 'default':
             _fail(origin, 'extends', 'only "default" can be extended')
-        base, dummy = default_rubric_data()
+        base, dummy = read_rubric_data()
         data = _merge(base, data, origin)
+    data = with_scenarios(data, scenarios)
     validate_rubric(data, origin)
     return Rubric(data, origin)
 
 
-def load_rubric(path=None):
-    """The rubric at ``path`` (YAML/JSON), or the default one."""
-    if path:
-        return rubric_from_data(load_data_file(path), path)
-    data, origin = default_rubric_data()
-    return rubric_from_data(data, origin)
+def load_rubric(path=None, scenarios=None):
+    """The rubric at ``path`` (YAML/JSON), or the default one, with the checklists of
+    ``scenarios`` (default: the collection's own scenario records). Controller only."""
+    if scenarios is None:
+        from ..catalog import load as load_catalog
+        scenarios = load_catalog().scenarios()
+    data, origin = read_rubric_data(path)
+    return rubric_from_data(data, origin, scenarios)

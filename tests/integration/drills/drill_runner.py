@@ -30,7 +30,6 @@ REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 LAB_DIR = Path(os.environ.get("OPSDRILL_LAB_DIR", "/var/lib/opsdrill-lab"))
 VENV_BIN = REPO / ".venv" / "bin"
-SEED_ALERTS = ("ServiceDown", "HighErrorRate")
 # A symptom counts when the monitor sees it again this many seconds later.
 CONFIRM_S = 10
 
@@ -224,14 +223,16 @@ class DrillRunner:
     """Runs one fault in one namespace and watches it."""
 
     def __init__(self, key, namespace, lab, output_dir, response_window_s=0, poll_s=2.0,
-                 extra_vars=None, log=print):
+                 extra_vars=None, log=print, catalog_paths=None):
         self.key = key
         self.scenario, self.variant, self.fault = key.split("/")
         self.namespace = namespace
         self.lab = lab
         self.kubeconfig = os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"])
         self.client = KubectlClient(lab["kubectl"], self.kubeconfig)
-        self.entry = catalog.lookup(self.scenario, self.variant, self.fault)
+        # A team's own catalog files (its scenarios run through the generic drill.yml).
+        self.catalog_paths = [str(p) for p in catalog_paths or []]
+        self.entry = catalog.lookup(self.scenario, self.variant, self.fault, paths=self.catalog_paths)
         self.output_dir = Path(output_dir)
         self.response_window_s = response_window_s
         self.poll_s = poll_s
@@ -286,9 +287,13 @@ class DrillRunner:
 
     # -- the run ------------------------------------------------------------------------
     def command(self):
-        playbook = "drill-outage.yml" if self.scenario == "outage" else "drill-error-spike.yml"
+        if self.catalog_paths:
+            playbook = ["drill.yml", "-e", "scenario=%s" % self.scenario,
+                        "-e", json.dumps({"opsdrill_catalog_paths": self.catalog_paths})]
+        else:
+            playbook = [catalog.playbook_of(self.scenario)]
         argv = [str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook",
-                playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
+                *playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
                 "-e", "fault=%s" % self.fault, "-e", "response_window_s=%d" % self.response_window_s,
                 # No team writes a post-mortem here (test_incident_desk.py does, and sets it).
                 "-e", "postmortem_window_s=%s" % self.extra_vars.get("postmortem_window_s", 0),
@@ -435,7 +440,7 @@ class DrillRunner:
         result.deploy_repo = self._check_deploy_repo()
         deadline = time.time() + 90
         while True:
-            result.steady_problems = steady_problems(self.client, self.namespace)
+            result.steady_problems = steady_problems(self.client, self.namespace, self.catalog_paths)
             if not result.steady_problems or time.time() > deadline:
                 break
             time.sleep(3)
@@ -468,8 +473,8 @@ def scrubbed_like(local, live):
     return {ref: (snapshot.redact_secrets([obj])[0] if obj is not None else None) for ref, obj in live.items()}
 
 
-def steady_problems(client, namespace):
-    """Deployments not available or alerts firing, seen by kubectl and Prometheus."""
+def steady_problems(client, namespace, catalog_paths=None):
+    """Deployments not available or seed alerts firing, seen by kubectl and Prometheus."""
     problems = []
     for dep in client.list("Deployment", namespace, label_selector="app.kubernetes.io/part-of=opsdrill-seo-tool"):
         spec, status = dep.get("spec") or {}, dep.get("status") or {}
@@ -477,7 +482,7 @@ def steady_problems(client, namespace):
         if (status.get("availableReplicas") or 0) < wanted or (status.get("updatedReplicas") or 0) < wanted:
             problems.append("Deployment/%s: %s/%s available" % (dep["metadata"]["name"], status.get("availableReplicas"), wanted))
     view = detect.ClusterView(client, namespace, "prometheus:9090")
-    for alert in SEED_ALERTS:
+    for alert in catalog.load(catalog_paths or None).alerts():
         state = view.alert_state(alert)
         if state == "firing":
             problems.append("alert %s firing" % alert)
@@ -488,12 +493,14 @@ def steady_problems(client, namespace):
 # namespaces and the pool
 
 def setup_namespace(namespace, output_dir, log=print, extra_vars=None):
-    """Deploy the stack into ``namespace`` (setup.yml; idempotent; ``extra_vars``: more -e)."""
+    """Deploy the stack into ``namespace`` (setup.yml; idempotent; ``extra_vars``: more -e,
+    a value that is not a string as JSON)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     with open(output_dir / ("setup-%s.log" % namespace), "w") as out:
-        extra = [arg for name, value in (extra_vars or {}).items() for arg in ("-e", "%s=%s" % (name, value))]
+        extra = [arg for name, value in (extra_vars or {}).items()
+                 for arg in ("-e", "%s=%s" % (name, value) if isinstance(value, str) else json.dumps({name: value}))]
         proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "setup.yml", "-e", "drill_namespace=%s" % namespace, *extra],
                               cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT,
                               env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")), check=False)

@@ -292,9 +292,11 @@ def test_missing_file_explains_ansiballz(tmp_path):
         Catalog.from_files([str(tmp_path / "nope.yml")])
 
 
-def test_top_level_must_be_a_list():
-    with pytest.raises(CatalogError, match="x.yml: field \\(top level\\): must be a list"):
+def test_top_level_must_be_a_list_or_scenarios_and_faults():
+    with pytest.raises(CatalogError, match="x.yml: field \\(top level\\): unknown key\\(s\\) a; allowed: scenarios, faults"):
         Catalog.from_data({"a": 1}, "x.yml")
+    with pytest.raises(CatalogError, match="x.yml: field \\(top level\\): must be .scenarios"):
+        Catalog.from_data("faults", "x.yml")
 
 
 def test_default_path_is_beside_the_module():

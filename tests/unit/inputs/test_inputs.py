@@ -59,7 +59,7 @@ def test_numbers_from_the_command_line_are_converted():
     ("target", "deploy/x/y", "target: 'deploy/x/y' is not a workload name or Kind/name"),
     ("drill_id", "../../etc", "drill_id: '../../etc' is not letters, digits"),
     ("opsdrill_trainees", {"a": 1}, "opsdrill_trainees: {'a': 1} is not a list"),
-    ("monitoring_service_down_for", "soon", "monitoring_service_down_for: 'soon' is not a duration"),
+    ("monitoring_alert_for", {"ServiceDown": "soon"}, "monitoring_alert_for: 'soon' is not a duration"),
     ("drill_engine_poll_s", "0", "drill_engine_poll_s: '0' is out of range"),
     ("test_services_traffic_rps", "lots", "test_services_traffic_rps: 'lots' is not"),
 ])
@@ -75,9 +75,9 @@ def test_unknown_variables_are_refused_with_the_closest_name():
     assert "one" in inputs.message(["one"]) and inputs.message(problems).startswith("2 problems")
 
 
-def test_the_scenario_of_a_drill_playbook_cannot_be_overridden():
-    _values, problems = validate("drill", {"scenario": "error_spike"})
-    assert problems and problems[0].startswith("scenario: unknown variable")
+def test_the_generic_drill_playbook_takes_a_scenario_and_catalog_files():
+    values, problems = validate("drill", {"scenario": "latency_spike", "opsdrill_catalog_paths": []})
+    assert problems == [] and values["scenario"] == "latency_spike"
 
 
 def test_ansible_and_awx_variables_pass():

@@ -13,12 +13,16 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.opsdrill.drills.plugins.modules import drill_scorecard as module
 from ansible_collections.opsdrill.drills.plugins.callback.drill_scorecard import CallbackModule
 
+from ansible_collections.opsdrill.drills.plugins.plugin_utils.rubric_action import rubric_argument
+
 from .conftest import CATALOG, REPO, fx
 
 BIN = os.path.dirname(sys.executable)
 
 
 def run_module(args):
+    # What the action plugin adds on the controller: the rubric, read from its YAML.
+    args = dict(args, rubric=args.get('rubric') or rubric_argument(args.get('rubric_file')))
     with patch_module_args(args):
         with pytest.raises(SystemExit):
             module.main()
