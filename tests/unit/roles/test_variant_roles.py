@@ -1,6 +1,6 @@
 """The variant roles (variant_code, variant_configuration, ...) are thin public entry points
-of roles/_variant: each names its variant and declares only what differs; the options they
-share are declared once, in roles/_variant/vars/main.yml, and resolved there."""
+of roles/variant: each names its variant and declares only what differs; the options they
+share are declared once, in roles/variant/vars/main.yml, and resolved there."""
 import re
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROLES_DIR = Path(__file__).resolve().parents[3] / "roles"
-SHARED = ROLES_DIR / "_variant"
+SHARED = ROLES_DIR / "variant"
 VARIANTS = sorted(p.name[len("variant_"):] for p in ROLES_DIR.glob("variant_*"))
 
 
@@ -60,8 +60,8 @@ def test_a_variant_role_declares_only_what_differs(variant):
 def test_a_variant_role_runs_the_shared_flow_naming_its_variant(variant, entry_point):
     tasks = _yaml(ROLES_DIR / ("variant_" + variant) / "tasks" / (entry_point + ".yml"))
     include = tasks[-1]
-    assert include["ansible.builtin.include_role"] == {"name": "opsdrill.drills._variant", "tasks_from": entry_point}
-    assert include["vars"] == {"_variant_name": variant}
+    assert include["ansible.builtin.include_role"] == {"name": "opsdrill.drills.variant", "tasks_from": entry_point}
+    assert include["vars"] == {"variant_name": variant}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
