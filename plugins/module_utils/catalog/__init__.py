@@ -27,6 +27,7 @@ import random
 import re
 
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as _ops
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import check_parts
 
@@ -55,7 +56,7 @@ KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "Secret", "ConfigM
          "PersistentVolumeClaim", "ServiceAccount")
 # Handlers that create their object rather than change a snapshotted one.
 CREATING_HANDLERS = ("create_service",)
-ROLLBACK_OPS = ("redis_flush", "delete_pods")
+ROLLBACK_OPS = _ops.ROLLBACK_OPS
 
 # Detect specs: type -> (required fields, optional fields). ``workload`` is
 # ``Kind/name`` (pods are found through its selector), ``service`` a Service name.
