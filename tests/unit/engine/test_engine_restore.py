@@ -65,7 +65,7 @@ def test_plan_recreate_replace_delete_and_post(stack):
         "name": "backend-api-canary", "labels": {"opsdrill.io/created-by": "fault"}}}
     post = [{"op": "redis_flush", "service": "redis"}]
     ops = restore_plan.plan_restore([stack["Deployment/redis"], stack["Service/redis"]], live,
-                          created=["Service/backend-api-canary"], post_restore=post)
+                                    created=["Service/backend-api-canary"], post_restore=post)
     assert [op_types.describe_op(o) for o in ops] == [
         "create Service/redis", "replace Deployment/redis (1 difference)",
         "delete Service/backend-api-canary", "redis FLUSHDB on redis:6379"]
@@ -90,7 +90,7 @@ def test_plan_skips_created_objects_already_being_deleted(stack):
 
 def test_plan_never_deletes_what_opsdrill_did_not_create(stack):
     ops = restore_plan.plan_restore([], dict(stack), created=["Service/redis", {"kind": "Service",
-                                                                      "name": "gone"}])
+                                                                                "name": "gone"}])
     assert [op_types.describe_op(o) for o in ops] == ["delete Service/gone"]
 
 
@@ -182,7 +182,7 @@ def test_redis_flush_runs_redis_cli_in_a_one_shot_pod(api, monkeypatch):
 
     monkeypatch.setattr(api, "create", create)
     op_types.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis", "port": 6379,
-                            "image_from": "Deployment/redis"}], sleep=no_sleep)
+                                  "image_from": "Deployment/redis"}], sleep=no_sleep)
     pod = created[0]
     ctr = pod["spec"]["containers"][0]
     assert ctr["command"] == ["redis-cli", "-h", "redis", "-p", "6379", "-n", "0", "FLUSHDB"]
@@ -291,7 +291,7 @@ def test_deadman_stops_when_disarmed(api, clock):
 
 def test_deadman_follows_an_extended_deadline(api, stack, clock):
     drill_state.save_state(api, NS, {"armed": True, "deadline": 300, "created": [], "touches": ["Deployment/redis"]},
-                  [stack["Deployment/redis"]], key=KEY)
+                           [stack["Deployment/redis"]], key=KEY)
     rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
                log=lambda *a, **k: None)
     assert clock.now >= 300
@@ -375,7 +375,7 @@ def test_the_restore_writes_only_touched_namespaced_objects_in_the_drill_namespa
 
 def test_signed_fields_change_only_through_a_verified_resign(api, stack):
     drill_state.save_state(api, NS, {"armed": True, "touches": ["Deployment/redis"], "created": []},
-                  [stack["Deployment/redis"]], key=KEY)
+                           [stack["Deployment/redis"]], key=KEY)
     drill_state.update_state(api, NS, {"created": ["ConfigMap/x"]})          # progress: not signed
     assert drill_state.load_state(api, NS)[0]["created"] == ["ConfigMap/x"]
     drill_state.update_state(api, NS, {"touches": ["Deployment/redis", "Service/redis"]})   # signed: re-signed
@@ -496,7 +496,7 @@ def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused
         if obj["kind"] == "Service" and spec.get("type", "ClusterIP") == "ClusterIP" \
                 and any("nodePort" in p for p in spec.get("ports") or []):
             raise op_types.ApiError(422, "Invalid", 'Service "redis" is invalid: spec.ports[0].nodePort: '
-                              "Forbidden: may not be used when `type` is 'ClusterIP'", "PUT", "/")
+                                    "Forbidden: may not be used when `type` is 'ClusterIP'", "PUT", "/")
         return real_replace(obj, namespace)
     api.replace = replace
     outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
