@@ -16,8 +16,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest  # noqa: E402
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot  # noqa: E402
 
 
 def sample(client, home):

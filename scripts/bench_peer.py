@@ -49,7 +49,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import catalog  # 
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client  # noqa: E402
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot  # noqa: E402
 
 DEFAULT_FAULTS = ("outage/configuration/environment_vars", "outage/resources/memory_limits",
                   "outage/dependencies/database_down")

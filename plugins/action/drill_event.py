@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline
 
 
 class ActionModule(ActionBase):

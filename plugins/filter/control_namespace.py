@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 def control_namespace(namespace):

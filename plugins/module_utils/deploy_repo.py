@@ -21,7 +21,7 @@ import re
 import shutil
 import subprocess
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 __all__ = ["DeployRepo", "DeployRepoError", "manifest_text", "release_steps"]
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 
-from . import k8s_rest
-from . import snapshot
+from .runtime import k8s_rest
+from .runtime import snapshot
 
 SERVICE = "incident-desk"
 TOKENS_SECRET = "incident-desk-tokens"

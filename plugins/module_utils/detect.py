@@ -24,7 +24,7 @@ import urllib.parse
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
 

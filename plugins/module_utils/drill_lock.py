@@ -17,9 +17,9 @@ from __future__ import annotations
 import datetime
 import time
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 __all__ = ["LEASE_NAME", "LockRefused", "acquire", "decide", "describe_holder", "release"]
 
@@ -144,7 +144,7 @@ def acquire(client, namespace, holder, duration_s, info=None, state_armed=False,
     namespace's control namespace, created here when missing."""
     control = snapshot.control_namespace(namespace)
     if not check_mode:
-        restore.ensure_control_namespace(client, namespace)
+        drill_state.ensure_control_namespace(client, namespace)
     lease = client.get_or_none("Lease", LEASE_NAME, control)
     action, _reason = decide(lease, holder, now, state_armed)
     if action == "refuse":

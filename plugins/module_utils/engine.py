@@ -9,7 +9,7 @@
     lines = verify(client, ns)                            # [] when the snapshot is back
 
 ``client`` is a ``k8s_rest.Client`` (or anything with its get/list/create/replace/
-delete/scale/delete_collection methods). The restore itself is ``restore.run_restore``.
+delete/scale/delete_collection methods). The restore itself is ``restore_plan.run_restore``.
 """
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ import time
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers
 from ansible_collections.opsdrill.drills.plugins.module_utils import fix_state
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as op_types
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 __all__ = ["EngineError", "change_lines", "diff_entries", "drill_context", "inject",
            "prepare", "state_record", "take_snapshot", "touch_refs", "verify"]
@@ -123,27 +125,14 @@ def take_snapshot(client, namespace, entry, drill, deadline, seed=None, check_mo
     key = os.urandom(32)
     state["digest"] = snapshot.state_digest(key, state, objects)
     if not check_mode:
-        restore.ensure_control_namespace(client, namespace)
-        restore.save_state(client, namespace, state, objects, key=key)
+        drill_state.ensure_control_namespace(client, namespace)
+        drill_state.save_state(client, namespace, state, objects, key=key)
     return state, objects, ops
 
 
 def change_lines(live, ops):
     """What the operations change, one line per difference (Secret values as digests)."""
-    lines = []
-    for op in ops:
-        if op["op"] == "replace":
-            ref = snapshot.ref_of(op["object"])
-            lines.extend(snapshot.diff_object(live[ref], op["object"]))
-        elif op["op"] == "create":
-            lines.append("%s: created" % snapshot.ref_of(op["object"]))
-        elif op["op"] == "scale":
-            ref = "%s/%s" % (op["kind"], op["name"])
-            before = ((live.get(ref) or {}).get("spec") or {}).get("replicas")
-            lines.append("%s: spec.replicas: %s != %s" % (ref, before, op["replicas"]))
-        else:
-            lines.append(restore.describe_op(op))
-    return lines
+    return [line for op in ops for line in op_types.change_lines(live, op)]
 
 
 def _redacted_yaml_source(obj):
@@ -172,22 +161,8 @@ def diff_entries(live, ops):
 
 def _confirm_visible(client, namespace, ops, live):
     """Re-read what the operations changed: the API must show the change."""
-    pending = []
-    for op in ops:
-        if op["op"] == "replace":
-            obj = op["object"]
-            current = client.get_or_none(obj["kind"], obj["metadata"]["name"], namespace)
-            if current is None or not snapshot.diff_object(live[snapshot.ref_of(obj)], current):
-                pending.append(snapshot.ref_of(obj))
-        elif op["op"] == "create":
-            obj = op["object"]
-            if client.get_or_none(obj["kind"], obj["metadata"]["name"], namespace) is None:
-                pending.append(snapshot.ref_of(obj))
-        elif op["op"] == "scale":
-            current = client.get_or_none(op["kind"], op["name"], namespace)
-            if ((current or {}).get("spec") or {}).get("replicas") != op["replicas"]:
-                pending.append("%s/%s" % (op["kind"], op["name"]))
-    return pending
+    refs = (op_types.pending(client, namespace, op, live) for op in ops)
+    return [ref for ref in refs if ref is not None]
 
 
 def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, sleep=time.sleep):
@@ -199,11 +174,11 @@ def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, s
     started = clock()
     live, ops = prepare(client, namespace, entry, drill, started)
     result = {"changes": change_lines(live, ops),
-              "operations": [restore.describe_op(op) for op in ops],
+              "operations": [op_types.describe_op(op) for op in ops],
               "live": live, "ops": ops, "started": started, "visible": None}
     if check_mode:
         return result
-    state, _objects, _cm = restore.load_state(client, namespace)
+    state, _objects, _cm = drill_state.load_state(client, namespace)
     if state.get("drill_id") != drill.get("drill_id"):
         raise EngineError("the drill state in namespace %s belongs to drill %s, not %s: "
                           "take the snapshot first" % (namespace, state.get("drill_id"),
@@ -212,10 +187,10 @@ def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, s
     for ref in fault_handlers.created_refs(ops):
         if ref not in created:
             created.append(ref)
-    restore.update_state(client, namespace, {"created": created, "phase": "injecting"})
+    drill_state.update_state(client, namespace, {"created": created, "phase": "injecting"})
     try:
-        restore.apply_ops(client, namespace, ops)
-    except restore.RestoreError as exc:
+        op_types.apply_ops(client, namespace, ops)
+    except op_types.RestoreError as exc:
         raise EngineError("injecting %s in namespace %s failed: %s"
                           % (entry.get("key"), namespace, exc))
     for _attempt in range(20):
@@ -223,7 +198,7 @@ def inject(client, namespace, entry, drill, check_mode=False, clock=time.time, s
             break
         sleep(0.25)
     result["visible"] = clock()
-    restore.update_state(client, namespace, {"phase": "injected", "injected": round(result["visible"], 3)})
+    drill_state.update_state(client, namespace, {"phase": "injected", "injected": round(result["visible"], 3)})
     # The fault's change as the API shows it: what the fix judgement compares against.
     result["fault_change"] = [
         fix_state.record(ref, live[ref], client.get_or_none(*ref.split("/", 1), namespace=namespace))
@@ -235,7 +210,7 @@ def verify(client, namespace, state=None, objects=None):
     """Every difference between the live objects and the drill snapshot, plus objects
     the fault created that still exist. ``[]`` means the snapshot is back."""
     if state is None or objects is None:
-        state, objects, _cm = restore.load_state(client, namespace)
+        state, objects, _cm = drill_state.load_state(client, namespace)
     live = {}
     for obj in objects:
         live[snapshot.ref_of(obj)] = client.get_or_none(obj["kind"], obj["metadata"]["name"],
@@ -246,6 +221,6 @@ def verify(client, namespace, state=None, objects=None):
         current = client.get_or_none(kind, name, namespace)
         meta = (current or {}).get("metadata") or {}
         if current is not None and not meta.get("deletionTimestamp") \
-                and restore.CREATED_LABEL in (meta.get("labels") or {}):
+                and restore_plan.CREATED_LABEL in (meta.get("labels") or {}):
             lines.append("%s/%s: created by the fault, still exists" % (kind, name))
     return lines

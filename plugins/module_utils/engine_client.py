@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 
 # Argument spec of the cluster options every opsdrill module takes (doc fragment
 # opsdrill.drills.cluster, module_defaults group/opsdrill.drills.k8s). It lives here, not

@@ -36,7 +36,8 @@ import base64
 import copy
 import time
 
-from ansible_collections.opsdrill.drills.plugins.module_utils.snapshot import parse_quantity
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as _ops
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.snapshot import parse_quantity
 
 __all__ = [
     "HANDLERS",
@@ -48,7 +49,8 @@ __all__ = [
     "parse_quantity",
 ]
 
-OP_TYPES = ("replace", "create", "delete", "scale", "delete_pods", "redis_flush")
+# The operations a handler may return: the op executor's registry.
+OP_TYPES = tuple(_ops.OP_TYPES)
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

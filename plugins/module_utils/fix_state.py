@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 __all__ = ["FIX_VERDICTS", "fault_paths", "flatten", "judge", "judged_sections", "record"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 def service_of(namespace, prometheus):

@@ -41,9 +41,10 @@ name:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 SPEC = dict(
@@ -61,8 +62,8 @@ def run(module):
         client = engine_client.connect(module.params["kubeconfig"], module.params["context"])
         missing = client.get_or_none("Namespace", name) is None
         if not module.check_mode:
-            restore.ensure_control_namespace(client, namespace)
-    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError) as exc:
+            drill_state.ensure_control_namespace(client, namespace)
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, RestoreError) as exc:
         module.fail_json(msg="control namespace of %s: %s" % (namespace, exc), name=name)
     module.exit_json(changed=missing, name=name)
 

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - O(state=armed) creates, in O(namespace), a ServiceAccount, Role and RoleBinding
     C(opsdrill-deadman), ConfigMap C(opsdrill-deadman-code) with the restore code
-    (C(restore.standalone_sources())) and Job C(opsdrill-deadman) on a stock Python image.
+    (C(runtime.sources()), the files of the runtime package) and Job C(opsdrill-deadman) on a stock Python image.
     The Job restores the drill snapshot at O(deadline) unless the drill state is disarmed
     first (docs/contracts.md section 5). It covers a lost controller.
   - With O(watchdog) it also starts a detached watchdog on the controller that restores at
@@ -125,12 +125,14 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import deadman
-from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+# The entry points the switch and the watchdog run: imported so that AnsiballZ carries them
+# (and what they import) for runtime.sources().
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import watchdog  # noqa: F401 pylint: disable=unused-import
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 
 SPEC = dict(
@@ -200,7 +202,7 @@ def run(module):
             if params["remove_control_namespace"]:
                 result["objects"] += deadman.remove_control_namespace(client, namespace)
             result["changed"] = bool(result["objects"])
-    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError) as exc:
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, RestoreError) as exc:
         module.fail_json(msg=str(exc), **result)
     result["checked_at"] = time.time()
     module.exit_json(**result)

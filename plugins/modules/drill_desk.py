@@ -116,7 +116,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import desk_link
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import rubric_from_data
 
 SPEC = dict(

@@ -90,7 +90,7 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline
 
 
 def main():

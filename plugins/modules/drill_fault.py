@@ -96,8 +96,8 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import deploy_repo
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 
 def _text(obj):
@@ -142,7 +142,7 @@ def run(module):
         baseline = detect.restart_counts(client.list("Pod", namespace))
         outcome = engine.inject(client, namespace, entry, params["drill"], check_mode=module.check_mode)
     except (engine.EngineError, engine_client.ClusterUnreachable, k8s_rest.K8sError,
-            restore.RestoreError) as exc:
+            RestoreError) as exc:
         module.fail_json(msg=str(exc))
     result = {
         "changed": True, "changes": outcome["changes"], "operations": outcome["operations"],

@@ -56,7 +56,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import fix_state
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 
 SPEC = dict(
     argument_spec=dict(

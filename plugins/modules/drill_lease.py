@@ -78,11 +78,11 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import deadman
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
 from ansible_collections.opsdrill.drills.plugins.module_utils import drill_lock
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 def _state_armed(client, namespace):

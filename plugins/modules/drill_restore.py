@@ -11,7 +11,7 @@ short_description: Roll a drill back to its snapshot, or verify that it is back
 version_added: 0.1.0
 description:
   - O(mode=restore) restores the namespace from its drill state with
-    C(restore.run_restore), the code the dead-man's switch runs. It recreates or replaces
+    C(restore_plan.run_restore), the code the dead-man's switch runs. It recreates or replaces
     every snapshotted object that differs, deletes the objects the fault created, runs the
     entry's post-restore operations (e.g. a redis FLUSHDB) once, and records the outcome in
     the state. A second run changes nothing. Release faults are reverted in the deploy
@@ -122,9 +122,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsdrill.drills.plugins.module_utils import deploy_repo
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 def _collateral(client, namespace, path, state):
@@ -160,11 +162,11 @@ def _chosen_state(client, namespace, local, in_cluster):
     problem = "the drill state is missing from %s" % snapshot.control_namespace(namespace)
     if in_cluster:
         try:
-            state, objects, _cm = restore.load_state(client, namespace)
+            state, objects, _cm = drill_state.load_state(client, namespace)
             if local is None or state.get("digest") == local[0].get("digest"):
                 return state, objects, ("cluster", None)
             problem = "the cluster's drill state is not the one this controller wrote"
-        except restore.RestoreError as exc:
+        except RestoreError as exc:
             if local is None:
                 raise
             problem = str(exc)
@@ -193,7 +195,7 @@ def _local(path):
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise restore.RestoreError("local drill state %s is unreadable: %s" % (path, exc))
+        raise RestoreError("local drill state %s is unreadable: %s" % (path, exc))
     return data["state"], list(data.get("snapshot") or [])
 
 
@@ -240,8 +242,8 @@ def run(module):
                 module.exit_json(**result)
             result["changed"] = bool(result["differences"])
             module.exit_json(**result)
-        outcome = restore.run_restore(client, namespace, by="rollback", fallback=local)
-    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError,
+        outcome = restore_plan.run_restore(client, namespace, by="rollback", fallback=local)
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, RestoreError,
             snapshot.SnapshotError) as exc:
         module.fail_json(msg=str(exc), **result)
     result.update(changed=bool(outcome.get("actions")), ok=bool(outcome.get("ok")),

@@ -81,8 +81,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 def write_local_copy(artifacts_dir, state, objects, entry, inventory=None):

@@ -58,9 +58,10 @@ objects:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import IntegrityError, RestoreError
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 SPEC = dict(
@@ -77,13 +78,13 @@ def run(module):
         client = engine_client.connect(module.params["kubeconfig"], module.params["context"])
         if client.get_or_none("ConfigMap", snapshot.STATE_CONFIGMAP, snapshot.control_namespace(namespace)) is None:
             module.exit_json(changed=False, exists=False)
-        state, objects, _configmap = restore.load_state(client, namespace)
-    except restore.IntegrityError as exc:
+        state, objects, _configmap = drill_state.load_state(client, namespace)
+    except IntegrityError as exc:
         # Changed or unreadable: nothing in it is trusted (not even the drill id); the
         # rollback falls back to the controller's local copy.
         module.exit_json(changed=False, exists=True, intact=False, problem=str(exc), drill={}, state={},
                          objects=[])
-    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, restore.RestoreError,
+    except (engine_client.ClusterUnreachable, k8s_rest.K8sError, RestoreError,
             snapshot.SnapshotError) as exc:
         module.fail_json(msg=str(exc))
     drill = {key: state.get(key) for key in ("drill_id", "scenario", "variant", "fault")}

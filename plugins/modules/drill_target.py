@@ -67,7 +67,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
-from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import KINDS, resource_path
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import KINDS, resource_path
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
 
 

@@ -5,7 +5,7 @@ import re
 import urllib.error
 import urllib.request
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402 (conftest's path)
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot  # noqa: E402 (conftest's path)
 
 
 def token_of(kubeconfig):

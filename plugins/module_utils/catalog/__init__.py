@@ -31,6 +31,7 @@ import re
 from ansible_collections.opsdrill.drills.plugins.module_utils.catalog.scenario_record import (
     alert_for_s, validate_scenario)
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as _ops
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import check_parts
 
@@ -52,7 +53,7 @@ KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "Secret", "ConfigM
          "PersistentVolumeClaim", "ServiceAccount")
 # Handlers that create their object rather than change a snapshotted one.
 CREATING_HANDLERS = ("create_service",)
-ROLLBACK_OPS = ("redis_flush", "delete_pods")
+ROLLBACK_OPS = _ops.ROLLBACK_OPS
 
 # Detect specs: type -> (required fields, optional fields). ``workload`` is
 # ``Kind/name`` (pods are found through its selector), ``service`` a Service name.

@@ -87,7 +87,7 @@ CATEGORIES = {
 
 # The drill engine keeps its state - scenario, variant, fault and the objects
 # before the fault - in the drill namespace: ConfigMap opsdrill-drill-state and a
-# Secret of the same name (plugins/module_utils/snapshot.py STATE_CONFIGMAP; the
+# Secret of the same name (plugins/module_utils/runtime/snapshot.py STATE_CONFIGMAP; the
 # name is an option there, hence a prefix). This package runs without the rest
 # of the collection (AnsiballZ), so it keeps a copy; a unit test keeps them equal.
 DRILL_STATE_PREFIX = 'opsdrill-drill-state'

@@ -4,7 +4,7 @@
 """The incident desk: the team's witnessed channel during a drill, and the trainer's seat.
 
 Standard library only; runs as ``python3 /app/incident_desk.py`` with its sibling
-``k8s_rest.py`` (a copy of ``plugins/module_utils/k8s_rest.py``). Interface:
+``k8s_rest.py`` (a copy of ``plugins/module_utils/runtime/k8s_rest.py``). Interface:
 ``docs/incident-desk.md``.
 
 Layout (pure pieces first, I/O last):

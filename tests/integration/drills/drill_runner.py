@@ -58,8 +58,8 @@ def _collection_path():
 _collection_path()
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect  # noqa: E402
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot  # noqa: E402
-from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import ApiError  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import ApiError  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import timeutil  # noqa: E402
 
 

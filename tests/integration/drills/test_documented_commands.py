@@ -39,10 +39,10 @@ def _events(artifacts):
 
 def _team_restores(lab, namespace, local_state):
     """The team's fix: every touched object back to its snapshot (post-restore steps too)."""
-    from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest
-    from ansible_collections.opsdrill.drills.plugins.module_utils import restore
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
     client = k8s_rest.Client.from_env(os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"]), None)
-    outcome = restore.restore(client, namespace, local_state["state"], local_state["snapshot"])
+    outcome = restore_plan.restore(client, namespace, local_state["state"], local_state["snapshot"])
     assert outcome["ok"], outcome
 
 

@@ -19,7 +19,7 @@ import time
 import pytest
 
 import drill_runner
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 from kubectl import Kube
 
 pytestmark = pytest.mark.drill

@@ -24,7 +24,7 @@ import pytest
 
 import drill_runner
 from kubectl import Kube
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest  # noqa: E402 (drill_runner's path)
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest  # noqa: E402 (drill_runner's path)
 
 pytestmark = pytest.mark.drill
 

@@ -30,7 +30,7 @@ def _load(name, path):
 
 
 # the deploy layout: k8s_rest.py next to incident_desk.py
-k8s_rest = _load('k8s_rest', os.path.join(REPO, 'plugins', 'module_utils', 'k8s_rest.py'))
+k8s_rest = _load('k8s_rest', os.path.join(REPO, 'plugins', 'module_utils', 'runtime', 'k8s_rest.py'))
 desk = _load('incident_desk', os.path.join(FILES, 'incident_desk.py'))
 desk_cli = _load('desk_cli', os.path.join(FILES, 'desk_cli.py'))
 

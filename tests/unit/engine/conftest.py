@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils.k8s_rest import ApiError
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import ApiError
 
 NS = "seo-tool"
 PART_OF = {"app.kubernetes.io/part-of": "opsdrill-seo-tool", "app.kubernetes.io/managed-by": "opsdrill"}

@@ -10,11 +10,12 @@ import time
 import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
-from ansible_collections.opsdrill.drills.plugins.module_utils import deadman
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
 from ansible_collections.opsdrill.drills.plugins.module_utils import deploy_repo
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import watchdog
+from ansible_collections.opsdrill.drills.plugins.module_utils import runtime
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import watchdog
 
 NS = "seo-tool"
 
@@ -27,7 +28,7 @@ def test_manifests_run_the_restore_code_on_a_stock_image():
     assert placed == [("ServiceAccount", control), ("Role", control), ("RoleBinding", control),
                       ("Role", NS), ("RoleBinding", NS), ("ConfigMap", control), ("Job", control)]
     code = objects[5]["data"]
-    assert set(code) == {"restore.py", "snapshot.py", "k8s_rest.py"}
+    assert code == runtime.sources()
     job = objects[6]
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -76,15 +77,14 @@ def test_controller_pid_finds_the_ansible_playbook_ancestor(tmp_path):
     (tmp_path / "deadman_probe.py").write_text(
         "import os, sys\n"
         "sys.path[:0] = %r\n"
-        "from ansible_collections.opsdrill.drills.plugins.module_utils import deadman\n"
+        "from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman\n"
         "print(deadman.controller_pid(), os.getppid())\n" % (sys.path,))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == out[1], "the parent running 'ansible-playbook' is found"
 
 
-def test_watchdog_sources_are_complete(tmp_path):
-    sources = deadman.watchdog_sources()
-    assert set(deadman.WATCHDOG_FILES) <= set(sources)
+def test_watchdog_runs_from_the_runtime_sources(tmp_path):
+    sources = runtime.sources()
     for name, text in sources.items():
         (tmp_path / name).write_text(text)
     proc = subprocess.run([sys.executable, "-I", str(tmp_path / "watchdog.py"), "--help"],
@@ -111,7 +111,7 @@ def test_watchdog_rolls_back_when_the_controller_is_gone(api, tmp_path, monkeypa
     assert api.get_or_none("Deployment", "backend-api")["spec"]["template"] != before
     api.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "opsdrill-drill"},
                 "spec": {"holderIdentity": "d1"}})
-    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restore_plan.time, "sleep", lambda s: None)
     monkeypatch.setattr(deadman, "remove", lambda client, ns: ["Job/opsdrill-deadman"])
 
     class Args:
@@ -144,7 +144,7 @@ def test_watchdog_keeps_the_state_when_the_restore_does_not_verify(api, tmp_path
              "namespace": NS}
     engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
     engine.inject(api, NS, entry, drill, sleep=lambda s: None)
-    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restore_plan.time, "sleep", lambda s: None)
     monkeypatch.setattr(watchdog, "verify_after_restore", lambda *args: False)
     monkeypatch.setattr(deadman, "remove", lambda client, ns: [])
 
@@ -211,8 +211,8 @@ def test_watchdog_verification_fails_on_a_rollout_that_does_not_finish(api, tmp_
     drill = {"drill_id": "d1", "scenario": "outage", "variant": "resources", "fault": "memory_limits",
              "namespace": NS}
     engine.take_snapshot(api, NS, entry, drill, deadline=2e9)
-    monkeypatch.setattr(restore, "rollouts_pending", lambda client, ns, objects: ["backend-api"])
-    monkeypatch.setattr(restore.time, "sleep", lambda s: None)
+    monkeypatch.setattr(restore_plan, "rollouts_pending", lambda client, ns, objects: ["backend-api"])
+    monkeypatch.setattr(restore_plan.time, "sleep", lambda s: None)
 
     class Args:
         namespace = NS

@@ -6,8 +6,8 @@ import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 NS = "seo-tool"
 DRILL = {"drill_id": "seo-tool-20261122T173000Z", "scenario": "outage", "variant": "resources",
@@ -35,7 +35,7 @@ def test_every_fault_snapshots_injects_restores_and_verifies(api, key):
     assert result["visible"] >= result["started"]
     differences = engine.verify(api, NS)
     assert differences, "verify sees the fault"
-    outcome = restore.run_restore(api, NS, sleep=no_sleep)
+    outcome = restore_plan.run_restore(api, NS, sleep=no_sleep)
     assert outcome["ok"], outcome
     assert engine.verify(api, NS) == []
     for ref, obj in before.items():
@@ -86,7 +86,7 @@ def test_created_objects_are_recorded_and_removed(api):
     assert state["created"] == ["Service/backend-api-canary"]
     engine.inject(api, NS, entry, drill, sleep=no_sleep)
     assert "Service/backend-api-canary: created by the fault, still exists" in engine.verify(api, NS)
-    assert restore.run_restore(api, NS, sleep=no_sleep)["ok"]
+    assert restore_plan.run_restore(api, NS, sleep=no_sleep)["ok"]
     assert api.get_or_none("Service", "backend-api-canary") is None
 
 
@@ -132,7 +132,7 @@ def test_post_restore_runs_after_the_rollout(api):
         return real_create(obj, namespace)
 
     api.get, api.create = get, create
-    outcome = restore.run_restore(api, NS, sleep=no_sleep)
+    outcome = restore_plan.run_restore(api, NS, sleep=no_sleep)
     assert outcome["ok"] and outcome["actions"][-1] == "redis FLUSHDB on redis:6379"
     assert lagging["at_flush"] == 3, "the flush waited for the rollout"
-    assert restore.rollouts_pending(api, NS, [api.get("Deployment", "api-gateway")]) == []
+    assert restore_plan.rollouts_pending(api, NS, [api.get("Deployment", "api-gateway")]) == []

@@ -6,7 +6,7 @@ import urllib.error
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest as kr
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as kr
 
 
 def test_resource_paths():

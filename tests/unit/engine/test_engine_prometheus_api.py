@@ -5,7 +5,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.opsdrill.drills.plugins.filter import control_namespace as control_filter
 from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
 @pytest.mark.parametrize("given, expected", [

@@ -11,8 +11,13 @@ import pytest
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
 from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers as fh
-from ansible_collections.opsdrill.drills.plugins.module_utils import restore as rs
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as snap
+from ansible_collections.opsdrill.drills.plugins.module_utils import runtime
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import errors
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as op_types
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore as rs
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as snap
 
 NS = "seo-tool"
 CTX = {"namespace": NS, "now": "2026-11-22T17:30:00Z", "drill_id": "d1"}
@@ -39,7 +44,7 @@ def inject(api, entry):
              "fault": entry["name"], "started": 0, "deadline": 10, "armed": True,
              "phase": "injected", "touches": refs, "created": fh.created_refs(ops),
              "post_restore": entry["rollback"]}
-    rs.apply_ops(api, NS, ops, sleep=no_sleep)
+    op_types.apply_ops(api, NS, ops, sleep=no_sleep)
     return state, objects
 
 
@@ -47,7 +52,7 @@ def inject(api, entry):
 
 def test_plan_nothing_when_unchanged(stack):
     objects = [stack["Deployment/redis"], stack["Service/redis"]]
-    assert rs.plan_restore(objects, dict(stack)) == []
+    assert restore_plan.plan_restore(objects, dict(stack)) == []
 
 
 def test_plan_recreate_replace_delete_and_post(stack):
@@ -59,9 +64,9 @@ def test_plan_recreate_replace_delete_and_post(stack):
     live["Service/backend-api-canary"] = {"kind": "Service", "metadata": {
         "name": "backend-api-canary", "labels": {"opsdrill.io/created-by": "fault"}}}
     post = [{"op": "redis_flush", "service": "redis"}]
-    ops = rs.plan_restore([stack["Deployment/redis"], stack["Service/redis"]], live,
-                          created=["Service/backend-api-canary"], post_restore=post)
-    assert [rs.describe_op(o) for o in ops] == [
+    ops = restore_plan.plan_restore([stack["Deployment/redis"], stack["Service/redis"]], live,
+                                    created=["Service/backend-api-canary"], post_restore=post)
+    assert [op_types.describe_op(o) for o in ops] == [
         "create Service/redis", "replace Deployment/redis (1 difference)",
         "delete Service/backend-api-canary", "redis FLUSHDB on redis:6379"]
     assert "clusterIP" not in ops[0]["object"]["spec"]
@@ -71,7 +76,7 @@ def test_plan_recreate_replace_delete_and_post(stack):
 
 def test_plan_orders_config_before_workloads(stack):
     live = {ref: None for ref in stack}
-    ops = rs.plan_restore(list(stack.values()), live)
+    ops = restore_plan.plan_restore(list(stack.values()), live)
     kinds = [o["object"]["kind"] for o in ops]
     assert kinds.index("Secret") < kinds.index("Service") < kinds.index("Deployment")
 
@@ -80,13 +85,13 @@ def test_plan_skips_created_objects_already_being_deleted(stack):
     live = {"PersistentVolumeClaim/c": {"kind": "PersistentVolumeClaim", "metadata": {
         "name": "c", "labels": {"opsdrill.io/created-by": "fault"},
         "deletionTimestamp": "2026-11-22T17:40:00Z"}}}
-    assert rs.plan_restore([], live, created=["PersistentVolumeClaim/c"]) == []
+    assert restore_plan.plan_restore([], live, created=["PersistentVolumeClaim/c"]) == []
 
 
 def test_plan_never_deletes_what_opsdrill_did_not_create(stack):
-    ops = rs.plan_restore([], dict(stack), created=["Service/redis", {"kind": "Service",
-                                                                      "name": "gone"}])
-    assert [rs.describe_op(o) for o in ops] == ["delete Service/gone"]
+    ops = restore_plan.plan_restore([], dict(stack), created=["Service/redis", {"kind": "Service",
+                                                                                "name": "gone"}])
+    assert [op_types.describe_op(o) for o in ops] == ["delete Service/gone"]
 
 
 # -- every catalog fault: inject, see it, restore exactly, restore again ------------------
@@ -101,20 +106,20 @@ def test_inject_then_restore_every_fault(api, key):
     for ref in state["created"]:
         assert ref.split("/", 1)[1] in json.dumps(api.store[ref]["metadata"])
 
-    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
     assert outcome["ok"], outcome
     assert outcome["remaining"] == [] and outcome["error"] is None
     assert snap.diff(list(before.values()), api.objects(touches_of(entry))) == []
     for ref in state["created"]:
         assert ref not in api.store
     if entry["rollback"]:
-        assert all(rs.describe_op(op) in outcome["actions"] for op in entry["rollback"])
+        assert all(op_types.describe_op(op) in outcome["actions"] for op in entry["rollback"])
         assert not [r for r in api.store if r.startswith("Pod/")]
 
     if entry["rollback"]:
         assert outcome["post_restore_done"] is True
         state["post_restore_done"] = True       # what run_restore records in the state
-    again = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    again = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
     assert again["actions"] == [] and again["ok"] and again["remaining"] == []
 
 
@@ -125,7 +130,7 @@ def test_restore_after_the_team_deleted_and_edited_things(api, stack):
     dep = api.get("Deployment", "backend-api")
     dep["spec"]["replicas"] = 5                          # ... and scaled the backend
     api.replace(dep)
-    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
     assert outcome["ok"]
     assert "create Service/redis" in outcome["actions"]
     assert api.get("Deployment", "backend-api")["spec"]["replicas"] == 2
@@ -136,7 +141,7 @@ def test_restore_retries_conflicts(api, stack):
     entry = catalog.lookup("outage", "resources", "memory_limits")
     state, objects = inject(api, entry)
     api.conflicts["Deployment/backend-api"] = 3          # the controller keeps writing status
-    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
     assert outcome["ok"], outcome
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
 
@@ -145,7 +150,7 @@ def test_restore_reports_what_remains(api, stack):
     entry = catalog.lookup("outage", "resources", "memory_limits")
     state, objects = inject(api, entry)
     api.conflicts["Deployment/backend-api"] = 100
-    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep, rounds=2)
+    outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep, rounds=2)
     assert not outcome["ok"]
     assert "kept changing" in outcome["error"]
     assert any("limits.memory: '96Mi' != '12Mi'" in line for line in outcome["remaining"])
@@ -154,16 +159,16 @@ def test_restore_reports_what_remains(api, stack):
 def test_apply_ops_records_creates_and_names_failures(api):
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"},
            "spec": {"selector": {"a": "b"}, "ports": [{"port": 80}]}}
-    result = rs.apply_ops(api, NS, [{"op": "create", "object": svc}])
+    result = op_types.apply_ops(api, NS, [{"op": "create", "object": svc}])
     assert result["created"] == ["Service/x"]
-    with pytest.raises(rs.RestoreError, match=r"create Service/x failed: HTTP 409 AlreadyExists"):
-        rs.apply_ops(api, NS, [{"op": "create", "object": svc}])
+    with pytest.raises(errors.RestoreError, match=r"create Service/x failed: HTTP 409 AlreadyExists"):
+        op_types.apply_ops(api, NS, [{"op": "create", "object": svc}])
 
 
 def test_apply_replace_without_resource_version_fetches_it(api, stack):
     body = snap.normalise(stack["Deployment/redis"])
     body["spec"]["replicas"] = 0
-    rs.apply_ops(api, NS, [{"op": "replace", "object": body}])
+    op_types.apply_ops(api, NS, [{"op": "replace", "object": body}])
     assert api.get("Deployment", "redis")["spec"]["replicas"] == 0
 
 
@@ -176,8 +181,8 @@ def test_redis_flush_runs_redis_cli_in_a_one_shot_pod(api, monkeypatch):
         return real_create(obj, namespace)
 
     monkeypatch.setattr(api, "create", create)
-    rs.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis", "port": 6379,
-                            "image_from": "Deployment/redis"}], sleep=no_sleep)
+    op_types.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis", "port": 6379,
+                                  "image_from": "Deployment/redis"}], sleep=no_sleep)
     pod = created[0]
     ctr = pod["spec"]["containers"][0]
     assert ctr["command"] == ["redis-cli", "-h", "redis", "-p", "6379", "-n", "0", "FLUSHDB"]
@@ -188,8 +193,8 @@ def test_redis_flush_runs_redis_cli_in_a_one_shot_pod(api, monkeypatch):
 
 def test_redis_flush_failure_is_reported(api, monkeypatch):
     monkeypatch.setattr(api, "pod_log", lambda name, *a, **k: "Could not connect to Redis\n")
-    with pytest.raises(rs.RestoreError, match="redis FLUSHDB pod .* Could not connect"):
-        rs.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis"}], sleep=no_sleep)
+    with pytest.raises(errors.RestoreError, match="redis FLUSHDB pod .* Could not connect"):
+        op_types.apply_ops(api, NS, [{"op": "redis_flush", "service": "redis"}], sleep=no_sleep)
     assert not [r for r in api.store if r.startswith("Pod/")]
 
 
@@ -198,17 +203,17 @@ def test_redis_flush_failure_is_reported(api, monkeypatch):
 def test_save_load_and_run_restore(api, stack):
     entry = catalog.lookup("outage", "configuration", "secret_issues")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, state, objects, key=KEY)
+    drill_state.save_state(api, NS, state, objects, key=KEY)
     assert "Secret/opsdrill-drill-state" in api.store  # the Secret snapshot went there
     cm = api.get("ConfigMap", "opsdrill-drill-state")
     assert "opsdrill-demo" not in json.dumps(cm)
-    loaded, loaded_objects, _cm = rs.load_state(api, NS)
+    loaded, loaded_objects, _cm = drill_state.load_state(api, NS)
     assert loaded["fault"] == "secret_issues"
     assert snap.diff(objects, loaded_objects) == []
 
-    outcome = rs.run_restore(api, NS, by="rollback", sleep=no_sleep)
+    outcome = restore_plan.run_restore(api, NS, by="rollback", sleep=no_sleep)
     assert outcome["ok"] and outcome["by"] == "rollback"
-    after, _objects, _cm = rs.load_state(api, NS)
+    after, _objects, _cm = drill_state.load_state(api, NS)
     assert after["armed"] is False and after["phase"] == "restored"
     assert after["restore"]["ok"] is True
     assert "Lease/opsdrill-restore-lock" not in api.store
@@ -216,36 +221,36 @@ def test_save_load_and_run_restore(api, stack):
 
 
 def test_update_state_keeps_the_snapshot(api, stack):
-    rs.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]], key=KEY)
-    rs.update_state(api, NS, {"phase": "response_window"})
-    state, objects, _cm = rs.load_state(api, NS)
+    drill_state.save_state(api, NS, {"armed": True}, [stack["Deployment/redis"]], key=KEY)
+    drill_state.update_state(api, NS, {"phase": "response_window"})
+    state, objects, _cm = drill_state.load_state(api, NS)
     assert {k: v for k, v in state.items() if k != "digest"} == {
         "armed": True, "phase": "response_window", "secret_snapshot": None}
     assert len(objects) == 1
 
 
 def test_load_state_without_configmap(api):
-    with pytest.raises(rs.RestoreError, match="no drill state: ConfigMap opsdrill-ctl-seo-tool/opsdrill-drill-state"):
-        rs.load_state(api, NS)
+    with pytest.raises(errors.RestoreError, match="no drill state: ConfigMap opsdrill-ctl-seo-tool/opsdrill-drill-state"):
+        drill_state.load_state(api, NS)
 
 
 # -- lock ------------------------------------------------------------------------------
 
 def test_lock_excludes_a_second_holder(api):
-    assert rs.acquire_lock(api, NS, "rollback/a")
-    with pytest.raises(rs.RestoreError, match="held by rollback/a"):
-        rs.acquire_lock(api, NS, "deadman/b", wait_s=0, sleep=no_sleep)
-    rs.release_lock(api, NS, "deadman/b")             # not the holder: nothing happens
+    assert drill_state.acquire_lock(api, NS, "rollback/a")
+    with pytest.raises(errors.RestoreError, match="held by rollback/a"):
+        drill_state.acquire_lock(api, NS, "deadman/b", wait_s=0, sleep=no_sleep)
+    drill_state.release_lock(api, NS, "deadman/b")             # not the holder: nothing happens
     assert "Lease/opsdrill-restore-lock" in api.store
-    rs.release_lock(api, NS, "rollback/a")
-    assert rs.acquire_lock(api, NS, "deadman/b")
+    drill_state.release_lock(api, NS, "rollback/a")
+    assert drill_state.acquire_lock(api, NS, "deadman/b")
 
 
 def test_expired_lock_is_taken_over(api):
-    rs.acquire_lock(api, NS, "rollback/a", duration_s=1)
+    drill_state.acquire_lock(api, NS, "rollback/a", duration_s=1)
     lease = api.store["Lease/opsdrill-restore-lock"]
     lease["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
-    assert rs.acquire_lock(api, NS, "deadman/b", wait_s=0)
+    assert drill_state.acquire_lock(api, NS, "deadman/b", wait_s=0)
     assert api.store["Lease/opsdrill-restore-lock"]["spec"]["holderIdentity"] == "deadman/b"
 
 
@@ -256,13 +261,13 @@ def test_deadman_waits_then_restores(api, clock):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
     state["deadline"] = 50
-    rs.save_state(api, NS, state, objects, key=KEY)
+    drill_state.save_state(api, NS, state, objects, key=KEY)
     logs = []
     code = rs.deadman(api, NS, deadline=50, poll_s=10, sleep=clock.sleep, now=clock.time,
                       log=lambda event, **kw: logs.append(event))
     assert code == 0 and clock.now >= 50
     assert "deadline passed: restoring" in logs
-    after, _objects, _cm = rs.load_state(api, NS)
+    after, _objects, _cm = drill_state.load_state(api, NS)
     assert after["restore"]["by"] == "deadman" and after["armed"] is False
     assert snap.diff(objects, api.objects(touches_of(entry))) == []
 
@@ -270,13 +275,13 @@ def test_deadman_waits_then_restores(api, clock):
 def test_deadman_stops_when_disarmed(api, clock):
     entry = catalog.lookup("error_spike", "configuration", "invalid_settings")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, dict(state, deadline=1000), objects, key=KEY)
+    drill_state.save_state(api, NS, dict(state, deadline=1000), objects, key=KEY)
     logs = []
 
     def sleep(seconds):
         clock.sleep(seconds)
         if clock.now >= 30:
-            rs.update_state(api, NS, {"armed": False, "phase": "restored"})
+            drill_state.update_state(api, NS, {"armed": False, "phase": "restored"})
 
     code = rs.deadman(api, NS, deadline=1000, poll_s=10, sleep=sleep, now=clock.time,
                       log=lambda event, **kw: logs.append(event))
@@ -285,8 +290,8 @@ def test_deadman_stops_when_disarmed(api, clock):
 
 
 def test_deadman_follows_an_extended_deadline(api, stack, clock):
-    rs.save_state(api, NS, {"armed": True, "deadline": 300, "created": [], "touches": ["Deployment/redis"]},
-                  [stack["Deployment/redis"]], key=KEY)
+    drill_state.save_state(api, NS, {"armed": True, "deadline": 300, "created": [], "touches": ["Deployment/redis"]},
+                           [stack["Deployment/redis"]], key=KEY)
     rs.deadman(api, NS, deadline=60, poll_s=20, sleep=clock.sleep, now=clock.time,
                log=lambda *a, **k: None)
     assert clock.now >= 300
@@ -314,17 +319,17 @@ def _tamper(api, mutate):
 def test_a_changed_snapshot_fails_the_integrity_check_and_the_local_copy_restores(api, stack):
     entry = catalog.lookup("outage", "resources", "memory_limits")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, state, objects, key=KEY)
+    drill_state.save_state(api, NS, state, objects, key=KEY)
     local = (dict(state, digest=snap.state_digest(KEY, state, objects)), objects)
 
     def plant(_state, objs):
         objs[0]["metadata"].setdefault("annotations", {})["planted"] = "by trainee"
     _tamper(api, plant)
-    with pytest.raises(rs.IntegrityError, match="fails its integrity check"):
-        rs.load_state(api, NS)
-    with pytest.raises(rs.IntegrityError):
-        rs.run_restore(api, NS, sleep=no_sleep)                 # no local copy: loud failure
-    outcome = rs.run_restore(api, NS, sleep=no_sleep, fallback=local)
+    with pytest.raises(errors.IntegrityError, match="fails its integrity check"):
+        drill_state.load_state(api, NS)
+    with pytest.raises(errors.IntegrityError):
+        restore_plan.run_restore(api, NS, sleep=no_sleep)                 # no local copy: loud failure
+    outcome = restore_plan.run_restore(api, NS, sleep=no_sleep, fallback=local)
     assert outcome["ok"] and outcome["source"] == "local"
     assert "fails its integrity check" in outcome["state_problem"]
     live = api.get("Deployment", "backend-api")
@@ -335,11 +340,11 @@ def test_a_changed_snapshot_fails_the_integrity_check_and_the_local_copy_restore
 def test_a_resigned_state_that_differs_from_the_local_copy_is_not_used(api, stack):
     entry = catalog.lookup("outage", "resources", "memory_limits")
     state, objects = inject(api, entry)
-    rs.save_state(api, NS, state, objects, key=KEY)
+    drill_state.save_state(api, NS, state, objects, key=KEY)
     local = (dict(state, digest=snap.state_digest(KEY, state, objects)), objects)
     other = [dict(o) for o in objects]
-    rs.save_state(api, NS, dict(state, fault="other"), other, key=b"x" * 32)  # key and state replaced
-    outcome = rs.run_restore(api, NS, sleep=no_sleep, fallback=local)
+    drill_state.save_state(api, NS, dict(state, fault="other"), other, key=b"x" * 32)  # key and state replaced
+    outcome = restore_plan.run_restore(api, NS, sleep=no_sleep, fallback=local)
     assert outcome["source"] == "local" and "local copy" in outcome["state_problem"]
 
 
@@ -355,31 +360,31 @@ def test_the_restore_writes_only_touched_namespaced_objects_in_the_drill_namespa
     ]
     moved = [dict(o, metadata=dict(o["metadata"], namespace="kube-system")) for o in objects]
     state = dict(state, created=state["created"] + ["ClusterRoleBinding/evil"])
-    keep, created, refused = rs.restorable(state, moved + planted, NS)
+    keep, created, refused = restore_plan.restorable(state, moved + planted, NS)
     assert [snap.ref_of(o) for o in keep] == touches_of(entry)
     assert all(o["metadata"]["namespace"] == NS for o in keep)
     assert set(refused) == {"PersistentVolume/root", "Namespace/kube-system", "ConfigMap/not-touched",
                             "ClusterRoleBinding/evil"}
     assert "ClusterRoleBinding/evil" not in created
-    outcome = rs.restore(api, NS, state, moved + planted, sleep=no_sleep)
+    outcome = restore_plan.restore(api, NS, state, moved + planted, sleep=no_sleep)
     assert outcome["ok"] and set(outcome["refused"]) == set(refused)
     assert "PersistentVolume/root" not in api.store and "ConfigMap/not-touched" not in api.store
-    with pytest.raises(rs.RestoreError, match="names none of its"):
-        rs.restore(api, NS, dict(state, touches=[]), objects, sleep=no_sleep)
+    with pytest.raises(errors.RestoreError, match="names none of its"):
+        restore_plan.restore(api, NS, dict(state, touches=[]), objects, sleep=no_sleep)
 
 
 def test_signed_fields_change_only_through_a_verified_resign(api, stack):
-    rs.save_state(api, NS, {"armed": True, "touches": ["Deployment/redis"], "created": []},
-                  [stack["Deployment/redis"]], key=KEY)
-    rs.update_state(api, NS, {"created": ["ConfigMap/x"]})          # progress: not signed
-    assert rs.load_state(api, NS)[0]["created"] == ["ConfigMap/x"]
-    rs.update_state(api, NS, {"touches": ["Deployment/redis", "Service/redis"]})   # signed: re-signed
-    assert rs.load_state(api, NS)[0]["touches"] == ["Deployment/redis", "Service/redis"]
+    drill_state.save_state(api, NS, {"armed": True, "touches": ["Deployment/redis"], "created": []},
+                           [stack["Deployment/redis"]], key=KEY)
+    drill_state.update_state(api, NS, {"created": ["ConfigMap/x"]})          # progress: not signed
+    assert drill_state.load_state(api, NS)[0]["created"] == ["ConfigMap/x"]
+    drill_state.update_state(api, NS, {"touches": ["Deployment/redis", "Service/redis"]})   # signed: re-signed
+    assert drill_state.load_state(api, NS)[0]["touches"] == ["Deployment/redis", "Service/redis"]
     _tamper(api, lambda state, objs: state.update(touches=["Deployment/redis", "Secret/postgres-credentials"]))
-    with pytest.raises(rs.IntegrityError):
-        rs.update_state(api, NS, {"touches": []})
-    with pytest.raises(rs.RestoreError, match="digest"):
-        rs.update_state(api, NS, {"digest": "0" * 64})
+    with pytest.raises(errors.IntegrityError):
+        drill_state.update_state(api, NS, {"touches": []})
+    with pytest.raises(errors.RestoreError, match="digest"):
+        drill_state.update_state(api, NS, {"digest": "0" * 64})
 
 
 @pytest.mark.parametrize("spec", [
@@ -388,22 +393,22 @@ def test_signed_fields_change_only_through_a_verified_resign(api, stack):
     {"renewTime": "not a time", "leaseDurationSeconds": 300},
 ], ids=["future-renew", "huge-duration", "garbled"])
 def test_a_planted_restore_lock_does_not_block_the_restore(api, spec):
-    now = rs._now_iso()
+    now = drill_state.now_iso()
     spec = dict(spec, holderIdentity="trainee-1")
     spec["renewTime"] = spec["renewTime"] or now
     api.create({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": rs.LOCK_NAME}, "spec": spec}, NS)
-    assert rs.acquire_lock(api, NS, "rollback/a", wait_s=0, sleep=no_sleep)
+                "metadata": {"name": drill_state.LOCK_NAME}, "spec": spec}, NS)
+    assert drill_state.acquire_lock(api, NS, "rollback/a", wait_s=0, sleep=no_sleep)
     assert api.store["Lease/opsdrill-restore-lock"]["spec"]["holderIdentity"] == "rollback/a"
 
 
 def test_deadman_keeps_guarding_a_garbled_state_and_fails_loudly_at_the_deadline(api, stack, clock):
-    rs.save_state(api, NS, {"armed": True, "deadline": 40, "touches": []}, [stack["Deployment/redis"]], key=KEY)
+    drill_state.save_state(api, NS, {"armed": True, "deadline": 40, "touches": []}, [stack["Deployment/redis"]], key=KEY)
     cm = api.get("ConfigMap", "opsdrill-drill-state")
     cm["data"]["state.json"] = "{not json"
     api.replace(cm)
     logs = []
-    with pytest.raises(rs.IntegrityError):
+    with pytest.raises(errors.IntegrityError):
         rs.deadman(api, NS, deadline=40, poll_s=10, sleep=clock.sleep, now=clock.time,
                    log=lambda event, **kw: logs.append(event))
     assert clock.now >= 40 and "state unreadable, retrying" in logs
@@ -418,18 +423,9 @@ def test_control_namespace_names():
 
 # -- the standalone files ------------------------------------------------------------------
 
-def test_standalone_sources_are_the_files():
-    sources = rs.standalone_sources()
-    assert set(sources) == {"restore.py", "snapshot.py", "k8s_rest.py"}
-    here = os.path.dirname(rs.__file__)
-    for name, text in sources.items():
-        with open(os.path.join(here, name), encoding="utf-8") as handle:
-            assert handle.read() == text
-
-
 def test_standalone_run_on_plain_python(tmp_path):
     """The dead-man's switch runs the same files without Ansible on the path."""
-    for name, text in rs.standalone_sources().items():
+    for name, text in runtime.sources().items():
         (tmp_path / name).write_text(text)
     env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"), "--help"],
@@ -479,7 +475,7 @@ class _RolloutView:
 ])
 def test_rollout_is_pending_until_only_new_ready_pods_are_left(status, pending):
     view = _RolloutView(status)
-    assert rs.rollouts_pending(view, "ns", [view.deployment]) == (["api-gateway"] if pending else [])
+    assert restore_plan.rollouts_pending(view, "ns", [view.deployment]) == (["api-gateway"] if pending else [])
 
 
 def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused(api, stack):
@@ -499,11 +495,11 @@ def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused
         spec = obj.get("spec") or {}
         if obj["kind"] == "Service" and spec.get("type", "ClusterIP") == "ClusterIP" \
                 and any("nodePort" in p for p in spec.get("ports") or []):
-            raise rs.ApiError(422, "Invalid", 'Service "redis" is invalid: spec.ports[0].nodePort: '
-                              "Forbidden: may not be used when `type` is 'ClusterIP'", "PUT", "/")
+            raise op_types.ApiError(422, "Invalid", 'Service "redis" is invalid: spec.ports[0].nodePort: '
+                                    "Forbidden: may not be used when `type` is 'ClusterIP'", "PUT", "/")
         return real_replace(obj, namespace)
     api.replace = replace
-    outcome = rs.restore(api, NS, state, objects, sleep=no_sleep)
+    outcome = restore_plan.restore(api, NS, state, objects, sleep=no_sleep)
     assert outcome["ok"], outcome
     live = api.get("Service", "redis")
     assert live["spec"].get("type", "ClusterIP") == "ClusterIP"
@@ -512,12 +508,12 @@ def test_a_service_switched_to_nodeport_is_recreated_when_the_replace_is_refused
 
 
 def test_a_long_restore_renews_its_lock(api, clock):
-    assert rs.acquire_lock(api, NS, "rollback/a")
+    assert drill_state.acquire_lock(api, NS, "rollback/a")
     api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"] = "2020-01-01T00:00:00.000000Z"
-    beat = rs.Heartbeat(lambda: rs.renew_lock(api, NS, "rollback/a"), every_s=30, clock=clock.time)
+    beat = drill_state.Heartbeat(lambda: drill_state.renew_lock(api, NS, "rollback/a"), every_s=30, clock=clock.time)
     beat()                                     # too early: nothing
     assert api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")
     clock.sleep(31)
     beat()
     assert not api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")
-    assert not rs.renew_lock(api, NS, "deadman/b"), "only the holder renews"
+    assert not drill_state.renew_lock(api, NS, "deadman/b"), "only the holder renews"

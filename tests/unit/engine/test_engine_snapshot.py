@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as snap
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as snap
 from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handlers as fh
 
 CTX = {"namespace": "seo-tool", "now": "2026-11-22T17:30:00Z"}

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline as tl
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline as tl
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import timeline as scoring_timeline
 
 DRILL = {"drill_id": "seo-tool-20261122T173000Z", "scenario": "outage", "variant": "resources",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import AuditLogSource, ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import audit
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import (
@@ -444,7 +444,7 @@ def test_monitoring_names_are_the_monitoring_roles():
     import pathlib
     import re
     import yaml
-    role = pathlib.Path(snapshot.__file__).parents[2] / 'roles' / 'monitoring'
+    role = pathlib.Path(snapshot.__file__).parents[3] / 'roles' / 'monitoring'
     apps = yaml.safe_load((role / 'defaults' / 'main.yml').read_text())['monitoring_scrape_apps']
     assert audit.MONITORING_NAMES == {app + '-pods' for app in apps}
     template = (role / 'templates' / 'standalone.yaml.j2').read_text()

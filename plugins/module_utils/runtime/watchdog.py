@@ -13,7 +13,7 @@ drill engine therefore starts this watchdog, detached, when it arms the drill::
 It checks every ``--interval`` seconds. When process ``--pid`` is gone while the drill
 state is still armed (the playbook did not get to its own rollback), it records the
 interruption in the timeline, restores the snapshot with the same code as the
-in-cluster switch (``restore.run_restore``), releases the drill Lease and removes the
+in-cluster switch (``restore_plan.run_restore``), releases the drill Lease and removes the
 in-cluster switch. It exits without touching anything when the state is disarmed or
 gone, belongs to another drill, or at ``--until`` (the in-cluster Job covers the rest).
 
@@ -29,19 +29,23 @@ import time
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils import deadman as _deadman
-    from ansible_collections.opsdrill.drills.plugins.module_utils import drill_timeline as _timeline
-    from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils import restore as _restore
-    from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as _snap
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman as _deadman
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline as _timeline
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan as _plan
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 except ImportError:  # standalone: the files sit side by side
     if _HERE not in sys.path:
         sys.path.insert(0, _HERE)
     import deadman as _deadman  # type: ignore[no-redef]
+    import drill_state as _state  # type: ignore[no-redef]
     import drill_timeline as _timeline  # type: ignore[no-redef]
     import k8s_rest as _k8s  # type: ignore[no-redef]
-    import restore as _restore  # type: ignore[no-redef]
+    import restore_plan as _plan  # type: ignore[no-redef]
     import snapshot as _snap  # type: ignore[no-redef]
+    from errors import RestoreError  # type: ignore[no-redef]
 
 LEASE_NAME = "opsdrill-drill"
 # How long the watchdog waits for the restored Deployments to roll out before verifying.
@@ -128,9 +132,9 @@ def verify_after_restore(client, args, state, outcome, timeout_s=ROLLOUT_TIMEOUT
     try:
         objects = getattr(args, "objects", None)
         if objects is None:
-            _state, objects, _cm = _restore.load_state(client, args.namespace)
-        pending = _restore.wait_for_rollouts(client, args.namespace, objects, log=_log, timeout_s=timeout_s)
-    except (_restore.RestoreError, _k8s.K8sError) as exc:
+            _loaded, objects, _cm = _state.load_state(client, args.namespace)
+        pending = _plan.wait_for_rollouts(client, args.namespace, objects, log=_log, timeout_s=timeout_s)
+    except (RestoreError, _k8s.K8sError) as exc:
         pending, problems = None, ["steady state not checked: %s" % exc]
     else:
         problems = ["Deployment/%s: rollout not finished after %d s" % (name, timeout_s) for name in pending]
@@ -160,8 +164,8 @@ def interrupted(client, args, state):
         _log("killed the orphaned workers of the controller", pids=killed)
     record(args.artifacts_dir, state, "rollback_started", {"by": "watchdog", "killed_workers": killed})
     local = local_copy(args.artifacts_dir, args.drill_id)
-    outcome = _restore.run_restore(client, args.namespace, by="deadman", only_if_armed=True,
-                                   log=_log, fallback=local)
+    outcome = _plan.run_restore(client, args.namespace, by="deadman", only_if_armed=True,
+                                log=_log, fallback=local)
     if outcome.get("source") == "local":
         _log("the cluster's drill state was unusable: restored from the controller's local copy",
              problem=outcome.get("state_problem"), level="ERROR")
@@ -246,7 +250,7 @@ def main(argv=None):
                 _log("controller gone while the drill is armed: rolling back", pid=args.pid)
                 try:
                     return interrupted(client, args, state)
-                except (_k8s.K8sError, _restore.RestoreError, _snap.SnapshotError) as exc:
+                except (_k8s.K8sError, RestoreError, _snap.SnapshotError) as exc:
                     _log("rollback failed", error=str(exc))
                     return 1
             next_state_check = time.time() + args.state_every

@@ -6,7 +6,7 @@
 Two guards watch an armed drill (docs/contracts.md section 5):
 
 - **in the cluster**: a Job (stock Python image, namespace-scoped ServiceAccount and
-  Role) runs ``restore.py`` from a ConfigMap (``restore.standalone_sources()``) and
+  Role) runs ``restore.py`` from a ConfigMap (``runtime.sources()``) and
   restores the snapshot at the drill's hard deadline unless the state is disarmed. It
   covers a lost controller host.
 - **on the controller**: ``watchdog.py``, started detached, watches the
@@ -15,7 +15,7 @@ Two guards watch an armed drill (docs/contracts.md section 5):
   after Ctrl-C; this is what rolls such a run back.
 
 ``manifests`` is pure; ``arm``/``disarm``/``remove`` use a ``k8s_rest.Client``. Stdlib
-only: the watchdog ships this file next to restore.py.
+only: the watchdog ships this file next to restore.py (see the package's rule).
 """
 from __future__ import annotations
 
@@ -27,20 +27,23 @@ import sys
 import time
 
 try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils import restore as _restore
-    from ansible_collections.opsdrill.drills.plugins.module_utils import snapshot as _snap
+    from ansible_collections.opsdrill.drills.plugins.module_utils import runtime as _runtime
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 except ImportError:  # shipped side by side (watchdog)
     _HERE = os.path.dirname(os.path.abspath(__file__))
     if _HERE not in sys.path:
         sys.path.insert(0, _HERE)
+    import drill_state as _state  # type: ignore[no-redef]
     import k8s_rest as _k8s  # type: ignore[no-redef]
-    import restore as _restore  # type: ignore[no-redef]
     import snapshot as _snap  # type: ignore[no-redef]
+    from errors import RestoreError  # type: ignore[no-redef]
+    _runtime = None  # flat, the files are shipped already: only the controller ships them
 
 __all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_control_namespace",
-           "remove_state", "spawn_watchdog",
-           "watchdog_sources"]
+           "remove_state", "spawn_watchdog"]
 
 NAME = "opsdrill-deadman"
 CODE_CONFIGMAP = "opsdrill-deadman-code"
@@ -72,13 +75,11 @@ CONTROL_RULES = [
     {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [_snap.STATE_CONFIGMAP],
      "verbs": ["get", "update", "patch"]},
     {"apiGroups": [""], "resources": ["secrets"],
-     "resourceNames": [_snap.STATE_CONFIGMAP, _restore.KEY_SECRET], "verbs": ["get"]},
+     "resourceNames": [_snap.STATE_CONFIGMAP, _state.KEY_SECRET], "verbs": ["get"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create"]},
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-     "resourceNames": [_restore.LOCK_NAME], "verbs": ["get", "update", "delete"]},
+     "resourceNames": [_state.LOCK_NAME], "verbs": ["get", "update", "delete"]},
 ]
-WATCHDOG_FILES = ("restore.py", "snapshot.py", "k8s_rest.py", "deadman.py", "drill_timeline.py",
-                  "watchdog.py")
 
 
 def _path(kind, namespace, name=None):
@@ -118,7 +119,7 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
     control = _snap.control_namespace(namespace)
     labels = dict(LABELS, **{"opsdrill.io/drill-id": drill_id[:63].rstrip("-.")})
     meta = {"name": NAME, "namespace": control, "labels": labels}
-    sources = sources if sources is not None else _restore.standalone_sources()
+    sources = sources if sources is not None else _runtime.sources()
     # The Job outlives the deadline by grace_s (restore and retries), never forever.
     active_deadline = max(60, int(deadline - now) + int(grace_s))
     container = {
@@ -168,7 +169,7 @@ def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
     """Create or replace the objects, each in its own namespace (a Job is deleted and
     created anew: its pod template is immutable), then wait until the switch's pod runs:
     a drill must not inject while nothing guards it. Returns the refs written."""
-    _restore.ensure_control_namespace(client, namespace)
+    _state.ensure_control_namespace(client, namespace)
     written = []
     for obj in objects:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -204,8 +205,8 @@ def _wait_running(client, namespace, wait_s, sleep):
             return
         phase = ", ".join(str(p) for p in phases) or phase
         if time.time() >= deadline:
-            raise _restore.RestoreError("the dead-man's switch in %s is not running after %d s (%s): "
-                                        "not injecting without it" % (control, wait_s, phase))
+            raise RestoreError("the dead-man's switch in %s is not running after %d s (%s): "
+                               "not injecting without it" % (control, wait_s, phase))
         sleep(0.5)
 
 
@@ -229,8 +230,8 @@ def disarm(client, namespace, drill_id=None, wait_s=20, sleep=time.sleep):
         if drill_id and state.get("drill_id") not in (None, drill_id):
             result["state"] = "another drill (%s)" % state.get("drill_id")
         elif state.get("armed"):
-            _restore.update_state(client, namespace,
-                                  {"armed": False, "phase": state.get("phase") or "disarmed"})
+            _state.update_state(client, namespace,
+                                {"armed": False, "phase": state.get("phase") or "disarmed"})
             result["state"] = "disarmed"
         else:
             result["state"] = "already disarmed"
@@ -251,7 +252,7 @@ def remove_state(client, namespace):
     control = _snap.control_namespace(namespace)
     removed = []
     for kind, name in (("ConfigMap", _snap.STATE_CONFIGMAP), ("Secret", _snap.STATE_CONFIGMAP),
-                       ("Secret", _restore.KEY_SECRET)):
+                       ("Secret", _state.KEY_SECRET)):
         if client.delete(kind, name, control, missing_ok=True):
             removed.append("%s/%s" % (kind, name))
     return removed
@@ -378,38 +379,12 @@ def controller_pid(pid=None):
     return found
 
 
-def watchdog_sources():
-    """The files the watchdog runs: restore.py and its helpers, deadman.py,
-    drill_timeline.py and watchdog.py."""
-    out = dict(_restore.standalone_sources())
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in WATCHDOG_FILES:
-        if name in out:
-            continue
-        module_name = name[:-3]
-        module = sys.modules.get(
-            "ansible_collections.opsdrill.drills.plugins.module_utils." + module_name) \
-            or sys.modules.get(module_name)
-        text = None
-        if module is not None:
-            try:
-                import inspect
-                text = inspect.getsource(module)
-            except (OSError, TypeError):
-                text = None
-        if text is None:
-            with open(os.path.join(here, name), encoding="utf-8") as handle:
-                text = handle.read()
-        out[name] = text
-    return out
-
-
 def spawn_watchdog(directory, watch_pid, namespace, drill_id, until, kubeconfig=None,
                    context=None, artifacts_dir=None, python=None, sources=None):
     """Write the watchdog's files into ``directory`` and start it detached (own
     session: a Ctrl-C at the terminal does not reach it). Returns its pid."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    for name, text in (sources or watchdog_sources()).items():
+    for name, text in (sources or _runtime.sources()).items():
         path = os.path.join(directory, name)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
