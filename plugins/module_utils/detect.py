@@ -295,22 +295,28 @@ def _all_of(spec, view):
     return True, {"all_of": details}
 
 
-EVALUATORS = {
-    "pod_waiting_reason": _pod_waiting_reason,
-    "pod_terminated_reason": _pod_terminated_reason,
-    "pod_unschedulable": _pod_unschedulable,
-    "pod_restarts": _pod_restarts,
-    "event_reason": _event_reason,
-    "no_ready_endpoints": _no_ready_endpoints,
-    "pvc_phase": _pvc_phase,
-    "log_match": _log_match,
-    "error_rate": _error_rate,
-    "http_status_share": _http_status_share,
-    "upstream_outcome": _upstream_outcome,
-    "promql": _promql,
-    "any_of": _any_of,
-    "all_of": _all_of,
+# Detect type -> (evaluator, required fields, optional fields): the one table of the
+# types a catalog entry may use (the catalog validates specs against it). ``workload`` is
+# ``Kind/name`` (pods are found through its selector), ``service`` a Service name.
+DETECT_TYPES = {
+    "pod_waiting_reason": (_pod_waiting_reason, ("workload", "reason"), ("container",)),
+    "pod_terminated_reason": (_pod_terminated_reason, ("workload", "reason"), ("exit_code", "container")),
+    "pod_unschedulable": (_pod_unschedulable, ("workload",), ("message_contains",)),
+    "pod_restarts": (_pod_restarts, ("workload", "min"), ("container",)),
+    "event_reason": (_event_reason, ("workload", "reason"), ("message_contains",)),
+    "no_ready_endpoints": (_no_ready_endpoints, ("service",), ()),
+    "pvc_phase": (_pvc_phase, ("claim", "phase"), ()),
+    "log_match": (_log_match, ("workload", "pattern"), ("previous", "container")),
+    "error_rate": (_error_rate, ("service", "min"), ()),
+    "http_status_share": (_http_status_share, ("service", "code", "min_share"), ("route",)),
+    "upstream_outcome": (_upstream_outcome, ("service", "upstream", "outcome", "min_share"), ()),
+    # Any PromQL expression (${namespace} is the drill namespace) whose value exceeds
+    # ``above``: a team's own metric, a latency quantile.
+    "promql": (_promql, ("query", "above"), ()),
+    "any_of": (_any_of, ("of",), ()),
+    "all_of": (_all_of, ("of",), ()),
 }
+EVALUATORS = {name: row[0] for name, row in DETECT_TYPES.items()}
 
 
 def evaluate(spec, view):

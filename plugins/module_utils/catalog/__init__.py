@@ -28,12 +28,15 @@ import os
 import random
 import re
 
+from ansible_collections.opsdrill.drills.plugins.module_utils import detect as _detect
 from ansible_collections.opsdrill.drills.plugins.module_utils.catalog.scenario_record import (
     alert_for_s, validate_scenario)
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as _ops
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import CATEGORIES
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import check_parts
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.fixes import fill_placeholders as _substitute
 
 __all__ = [
     "ACTIONS",
@@ -55,37 +58,16 @@ KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Service", "Secret", "ConfigM
 CREATING_HANDLERS = ("create_service",)
 ROLLBACK_OPS = _ops.ROLLBACK_OPS
 
-# Detect specs: type -> (required fields, optional fields). ``workload`` is
-# ``Kind/name`` (pods are found through its selector), ``service`` a Service name.
-DETECT_TYPES = {
-    "pod_waiting_reason": (("workload", "reason"), ("container",)),
-    "pod_terminated_reason": (("workload", "reason"), ("exit_code", "container")),
-    "pod_unschedulable": (("workload",), ("message_contains",)),
-    "pod_restarts": (("workload", "min"), ("container",)),
-    "event_reason": (("workload", "reason"), ("message_contains",)),
-    "no_ready_endpoints": (("service",), ()),
-    "pvc_phase": (("claim", "phase"), ()),
-    "log_match": (("workload", "pattern"), ("previous", "container")),
-    "error_rate": (("service", "min"), ()),
-    "http_status_share": (("service", "code", "min_share"), ("route",)),
-    "upstream_outcome": (("service", "upstream", "outcome", "min_share"), ()),
-    # Any PromQL expression (${namespace} is the drill namespace) whose value exceeds
-    # ``above``: a team's own metric, a latency quantile.
-    "promql": (("query", "above"), ()),
-    "any_of": (("of",), ()),
-    "all_of": (("of",), ()),
-}
+# Detect specs: type -> (required fields, optional fields), from detect.py's table.
+DETECT_TYPES = {name: (row[1], row[2]) for name, row in _detect.DETECT_TYPES.items()}
 UPSTREAM_OUTCOMES = ("ok", "http_4xx", "http_5xx", "timeout", "refused", "error")
 # Fix rules use the scorer's vocabulary (plugins/module_utils/scoring/audit.py and
 # fixes.py): a rule is {action: ...} (a derived action) or {verb, resource} (a plain
 # request; never matches a derived action), each optionally with name, namespace,
 # subresource. Every rule stands alone: a change matching one is judged by it.
 VERBS = ("create", "update", "patch", "delete", "deletecollection")
-ACTIONS = ("rollout_restart", "rollout_undo", "scale", "cache_flush", "exec", "delete_pod",
-           "delete_deployment", "edit_deployment", "edit_configmap", "edit_secret",
-           "edit_service", "list_pods", "get_pod", "check_dependencies", "check_endpoints",
-           "get_events", "logs", "view_metrics", "test_endpoint", "port_forward",
-           "inspect_deployment", "inspect_revisions", "inspect_config")
+# The derived actions of the audit classifier (scoring/audit.py owns them).
+ACTIONS = tuple(CATEGORIES)
 FIX_KEYS = ("action", "verb", "resource", "subresource", "name", "namespace")
 
 _REQUIRED = ("scenario", "variant", "name", "target", "touches", "symptom", "alert",
@@ -138,21 +120,6 @@ class _Errors:
 
     def add(self, where, field, text):
         self.lines.append("%s: field %s: %s" % (where, field, text))
-
-
-def _substitute(value, mapping):
-    if isinstance(value, str):
-        for token, replacement in mapping.items():
-            if token in value:
-                if value == token:
-                    return replacement
-                value = value.replace(token, "" if replacement is None else str(replacement))
-        return value
-    if isinstance(value, list):
-        return [_substitute(v, mapping) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute(v, mapping) for k, v in value.items()}
-    return value
 
 
 def _ref(item):

@@ -93,15 +93,30 @@ def target_of(entry, override=None):
     return kind, name
 
 
+def fill_placeholders(value, mapping):
+    """``value`` (a string, or lists and mappings of them) with each placeholder of
+    ``mapping`` (``{target}``: name, ...) replaced; a string that is one placeholder
+    becomes its value. The catalog fills its entries with it too: one owner."""
+    if isinstance(value, str):
+        for token, replacement in mapping.items():
+            if token in value:
+                if value == token:
+                    return replacement
+                value = value.replace(token, "" if replacement is None else str(replacement))
+        return value
+    if isinstance(value, list):
+        return [fill_placeholders(v, mapping) for v in value]
+    if isinstance(value, dict):
+        return {k: fill_placeholders(v, mapping) for k, v in value.items()}
+    return value
+
+
 def _substitute(value, kind, name):
     """Fill the catalog's placeholders {target}, {target_kind}, {target_ref} in a rule or
-    cause part (strings, lists and mappings of them)."""
-    if isinstance(value, list):
-        return [_substitute(v, kind, name) for v in value]
-    if isinstance(value, dict):
-        return dict((k, _substitute(v, kind, name)) for k, v in value.items())
-    if not isinstance(value, str):
-        return value
+    cause part (strings, lists and mappings of them); unknown parts stay as written."""
+    values = {'{target_ref}': '%s/%s' % (kind, name) if kind and name else name,
+              '{target_kind}': kind, '{target}': name}
+    return fill_placeholders(value, dict((k, v) for k, v in values.items() if v))
     values = {'{target_ref}': '%s/%s' % (kind, name) if kind and name else name,
               '{target_kind}': kind, '{target}': name}
     for placeholder, real in values.items():

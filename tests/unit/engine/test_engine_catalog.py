@@ -247,7 +247,7 @@ def test_fix_rules_checked():
                       symptom_only_fixes=[{"action": "reboot"}, {"name": "x"}])
     text = errors_for(entry)
     assert "accepted_fixes[0].verb: 'edit' not allowed; allowed: create, update, patch" in text
-    assert "symptom_only_fixes[0].action: 'reboot' not allowed; allowed: rollout_restart" in text
+    assert "symptom_only_fixes[0].action: 'reboot' not allowed; allowed: list_pods, get_pod" in text
     assert "symptom_only_fixes[1]: needs an action, or a resource" in text
 
 
