@@ -11,6 +11,7 @@ rollback commits the pre-drill manifest back (a revert), so the history stays tr
     repo = DeployRepo("~/.local/share/opsdrill/deploy-repo/seo-tool")
     repo.record_release(before_obj, after_obj, "api-gateway: release 1.5.0 (...)")
     repo.record_revert(snapshot_obj, "api-gateway: release 1.5.0 (...)")
+    repo.record_stack(deployments, "Stack as deployed by setup.yml")   # the first commit
 
 Runs on the controller (git must be installed).
 """
@@ -128,6 +129,22 @@ class DeployRepo:
         if not self._write(relpath, manifest_text(obj)):
             return None
         self._git("add", relpath)
+        self._git("commit", "--quiet", "-m", message)
+        return self.head()
+
+    def record_stack(self, objects, message):
+        """Every object's manifest in one commit (the stack as deployed, the history's
+        first entry); None when the repository already has them all."""
+        self.ensure()
+        changed = []
+        for obj in sorted(objects, key=lambda o: (o.get("kind") or "", (o.get("metadata") or {}).get("name") or "")):
+            ref = "%s/%s" % (obj.get("kind"), (obj.get("metadata") or {}).get("name"))
+            relpath = service_path(ref)
+            if self._write(relpath, manifest_text(obj)):
+                changed.append(relpath)
+        if not changed:
+            return None
+        self._git("add", *changed)
         self._git("commit", "--quiet", "-m", message)
         return self.head()
 

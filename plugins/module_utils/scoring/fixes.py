@@ -117,12 +117,6 @@ def _substitute(value, kind, name):
     values = {'{target_ref}': '%s/%s' % (kind, name) if kind and name else name,
               '{target_kind}': kind, '{target}': name}
     return fill_placeholders(value, dict((k, v) for k, v in values.items() if v))
-    values = {'{target_ref}': '%s/%s' % (kind, name) if kind and name else name,
-              '{target_kind}': kind, '{target}': name}
-    for placeholder, real in values.items():
-        if real and placeholder in value:
-            value = value.replace(placeholder, real)
-    return value
 
 
 class FixCatalog(object):

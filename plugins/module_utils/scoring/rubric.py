@@ -334,7 +334,6 @@ def validate_checklists(checklists, followup, path, criterion_ids=()):
                 _str_list(sections[key], path, 'followup.%s.%s' % (scenario, key))
 
 
-
 # Loading ----------------------------------------------------------------------
 def read_rubric_data(path=None):
     """``(data, origin)``: the rubric file at ``path`` or ``rubrics/default.yml``, as

@@ -53,7 +53,8 @@ def cases(ns, files):
         ("typo-variant", outage, ["varaint=code"], "varaint: unknown variable for drill.yml (did you mean variant?)"),
         ("typo-role-var", outage, ["drill_engine_pol_s=3"],
          "drill_engine_pol_s: unknown variable for drill.yml (did you mean drill_engine_poll_s?)"),
-        ("scenario-override", outage, ["scenario=error_spike"], "scenario: unknown variable for drill.yml"),
+        ("scenario-override", outage, ["scenario=error_spike"],
+         "scenario: drill-outage.yml runs scenario outage; for error_spike run playbooks/drill.yml -e scenario=error_spike"),
         ("unknown-variant", spike, ["variant=dependencies"],
          "variant: unknown variant 'dependencies' for scenario error_spike; variants: code, configuration, resources"),
         ("unknown-fault", outage, ["variant=resources", "fault=no_such_fault"],
@@ -87,8 +88,6 @@ def cases(ns, files):
          "drill_engine_catalog_paths: %s is not valid" % files["catalog"]),
         ("alert-for-not-a-duration", outage, ['{"monitoring_alert_for": {"ServiceDown": "soon"}}'],
          "monitoring_alert_for: 'soon' is not a duration"),
-        ("scenario-of-a-wrapper", outage, ["scenario=error_spike"],
-         "scenario: drill-outage.yml runs scenario outage"),
         ("unknown-scenario", "drill.yml", ["scenario=latency"],
          "scenario: unknown scenario 'latency'; scenarios: error_spike, outage"),
         ("setup-namespace", "setup.yml", ["drill_namespace=Bad_NS"], "drill_namespace: 'Bad_NS' is not a Kubernetes namespace name"),
@@ -183,8 +182,8 @@ CASE_IDS = [c[0] for c in cases("seo-tool", {k: "f" for k in ("broken_json", "bi
 def test_at_least_thirty_bad_inputs_over_every_playbook():
     playbooks = {c[1] for c in cases("seo-tool", {k: "f" for k in ("broken_json", "big", "wrong_entry", "catalog")})}
     assert len(CASE_IDS) >= 30 and len(set(CASE_IDS)) == len(CASE_IDS)
-    assert playbooks == {"drill-outage.yml", "drill-error-spike.yml", "setup.yml", "teardown.yml", "rollback.yml",
-                         "lab.yml"}
+    assert playbooks == {"drill-outage.yml", "drill-error-spike.yml", "drill.yml", "setup.yml", "teardown.yml",
+                         "rollback.yml", "lab.yml"}
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)

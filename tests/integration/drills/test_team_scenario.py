@@ -105,8 +105,8 @@ def test_team_fault_drill(lab, team_ns, team_file, drill_output, key):
     # The p99 peaked above the record's threshold during the drill (Prometheus' own range query).
     injected = drill_runner._first(result.events, "fault_injected")["epoch"]
     finished = drill_runner._first(result.events, "rollback_finished")["epoch"]
-    series = prometheus(lab, "/api/v1/query_range", {"query": P99 % NAMESPACE, "start": "%.3f" % injected,
-                                                    "end": "%.3f" % finished, "step": "2"})["result"]
+    window = {"query": P99 % NAMESPACE, "start": "%.3f" % injected, "end": "%.3f" % finished, "step": "2"}
+    series = prometheus(lab, "/api/v1/query_range", window)["result"]
     peak = max(float(v) for s in series for _t, v in s["values"] if v not in ("NaN", "+Inf"))
     assert peak > 0.5, "p99 peaked at %.3f s" % peak
     # Scored with the team record's checklist, from its own file.

@@ -272,3 +272,21 @@ def test_deploy_repo_writes_stay_inside_the_repository(tmp_path):
     with pytest.raises(deploy_repo.DeployRepoError, match="outside the deploy repository"):
         repo._write("../escaped.yaml", "x")
     assert not (tmp_path / "escaped.yaml").exists()
+
+
+def test_deploy_repo_starts_with_the_stack_then_a_release_is_only_its_own_commit(api, tmp_path):
+    """setup.yml records the stack first: git log -p services/api-gateway has a history
+    before any fault, and a release later adds exactly one commit on top of it."""
+    deployments = [api.get("Deployment", name) for name in ("api-gateway", "backend-api")]
+    repo = deploy_repo.DeployRepo(tmp_path / "repo")
+    first = repo.record_stack(deployments, "Stack as deployed by setup.yml")
+    assert first and repo.record_stack(deployments, "again") is None   # nothing changed: no commit
+    files = _git(tmp_path / "repo", "show", "--name-only", "--format=", "HEAD").split()
+    assert files == ["services/api-gateway/deployment.yaml", "services/backend-api/deployment.yaml"]
+    entry = catalog.lookup("error_spike", "code", "logic_errors")
+    live, ops = engine.prepare(api, NS, entry, {"drill_id": "d2"})
+    after = [op["object"] for op in ops if op["op"] == "replace"][0]
+    commits = repo.record_release("Deployment/api-gateway", live["Deployment/api-gateway"], after, "release 1.5.0")
+    assert len(commits) == 1
+    subjects = _git(tmp_path / "repo", "log", "--format=%s", "services/api-gateway").splitlines()
+    assert subjects == ["release 1.5.0", "Stack as deployed by setup.yml"]
