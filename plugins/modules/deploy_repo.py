@@ -27,7 +27,7 @@ options:
     type: list
     elements: dict
     required: true
-  message:
+  commit_message:
     description: The commit message.
     type: str
     default: Stack as deployed by setup.yml
@@ -68,7 +68,7 @@ SPEC = dict(
     argument_spec=dict(
         path=dict(type="path", required=True),
         objects=dict(type="list", elements="dict", required=True),
-        message=dict(type="str", default="Stack as deployed by setup.yml"),
+        commit_message=dict(type="str", default="Stack as deployed by setup.yml"),
     ),
     supports_check_mode=True,
 )
@@ -76,11 +76,11 @@ SPEC = dict(
 
 def run(module):
     p = module.params
-    path = os.path.abspath(os.path.expanduser(p["path"]))
+    path = os.path.abspath(p["path"])  # type path: already expanded
     if module.check_mode:
         module.exit_json(changed=bool(p["objects"]), commit=None, path=path)
     try:
-        commit = deploy_repo.DeployRepo(path).record_stack(p["objects"], p["message"])
+        commit = deploy_repo.DeployRepo(path).record_stack(p["objects"], p["commit_message"])
     except (deploy_repo.DeployRepoError, OSError) as exc:
         module.fail_json(msg="deploy repository %s: %s" % (path, exc), path=path)
     module.exit_json(changed=commit is not None, commit=commit, path=path)

@@ -20,6 +20,7 @@ author: opsdrill maintainers (@opsdrill)
 extends_documentation_fragment:
   - opsdrill.drills.cluster
   - opsdrill.drills.cluster.drill_namespace
+  - opsdrill.drills.rubric
 options:
   action:
     description: What to do.
@@ -45,16 +46,6 @@ options:
   rubric_file:
     description: Rubric whose criteria and checklist items trainers may mark (default rubric when empty).
     type: path
-  catalog_paths:
-    description: Team catalog files whose scenario records add checklists (the action reads them on the controller).
-    type: list
-    elements: path
-    default: []
-  rubric:
-    description:
-      - Set by the action plugin, not by hand - the rubric read from O(rubric_file) (or the default rubric)
-        with every scenario record's checklist, as data.
-    type: dict
   postmortem_wait_s:
     description: For O(action=collect), how long to wait for the team's post-mortem (0 - not at all).
     type: int
@@ -117,7 +108,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.opsdrill.drills.plugins.module_utils import desk_link
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import rubric_from_data
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import RUBRIC_ARGUMENT_SPEC, rubric_from_data
 
 SPEC = dict(
     argument_spec=dict(
@@ -128,8 +119,7 @@ SPEC = dict(
         catalog_entry={"type": "dict", "default": {}},
         briefing={"type": "dict", "default": {}},
         rubric_file={"type": "path"},
-        catalog_paths={"type": "list", "elements": "path", "default": []},
-        rubric={"type": "dict"},
+        **RUBRIC_ARGUMENT_SPEC,
         postmortem_wait_s={"type": "int", "default": 0},
         poll_s={"type": "int", "default": 5},
         artifacts_dir={"type": "path"},

@@ -23,6 +23,8 @@ description:
     O(audit_log_command) if given."
 author:
   - opsdrill contributors (@opsdrill)
+extends_documentation_fragment:
+  - opsdrill.drills.rubric
 options:
   artifacts_dir:
     description:
@@ -89,16 +91,6 @@ options:
   rubric_file:
     description: A team rubric (YAML or JSON). Without it the default rubric is used.
     type: path
-  catalog_paths:
-    description: Team catalog files whose scenario records add checklists (the action reads them on the controller).
-    type: list
-    elements: path
-    default: []
-  rubric:
-    description:
-      - Set by the action plugin, not by hand - the rubric read from O(rubric_file) (or the default rubric)
-        with every scenario record's checklist, as data.
-    type: dict
   catalog_entry:
     description:
       - The fault catalog entry of the drill's fault (docs/contracts.md section 4), used to tell fixes of the
@@ -245,7 +237,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.console im
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringError, ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.inputs import build_scorecard
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.reports import write_reports
-from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import rubric_from_data
+from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import RUBRIC_ARGUMENT_SPEC, rubric_from_data
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.scorer import summarize
 
 
@@ -264,8 +256,7 @@ SPEC = dict(
         trainee_groups=dict(type='list', elements='str', default=['opsdrill:trainees']),
         namespaces=dict(type='list', elements='str'),
         rubric_file=dict(type='path'),
-        catalog_paths=dict(type='list', elements='path', default=[]),
-        rubric=dict(type='dict'),
+        **RUBRIC_ARGUMENT_SPEC,
         catalog_entry=dict(type='dict'),
         catalog_entry_file=dict(type='path'),
         write_reports=dict(type='bool', default=True),

@@ -30,7 +30,7 @@ import re
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect as _detect
 from ansible_collections.opsdrill.drills.plugins.module_utils.catalog.scenario_record import (
-    alert_for_s, validate_scenario)
+    alert_for_s, check_fields, validate_scenario)
 from ansible_collections.opsdrill.drills.plugins.module_utils.fault_handlers import HANDLERS
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import ops as _ops
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.audit import CATEGORIES
@@ -226,16 +226,8 @@ def _normalise_steps(entry, where, errors):
 
 
 def _validate(entry, where, errors, scenarios):
-    if not isinstance(entry, dict):
-        errors.add(where, "(entry)", "must be a mapping")
+    if not check_fields(entry, where, errors, "(entry)", _REQUIRED, _OPTIONAL):
         return None
-    for key in _REQUIRED:
-        if key not in entry:
-            errors.add(where, key, "missing")
-    extra = set(entry) - set(_REQUIRED) - set(_OPTIONAL)
-    if extra:
-        errors.add(where, "(entry)", "unknown field(s) %s; allowed: %s"
-                   % (", ".join(sorted(extra)), ", ".join(_REQUIRED + _OPTIONAL)))
     scenario, variant = entry.get("scenario"), entry.get("variant")
     if scenario not in scenarios:
         errors.add(where, "scenario", _allowed(scenario, sorted(scenarios)))

@@ -18,7 +18,7 @@ import string
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.errors import ScoringInputError
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring.rubric import validate_checklists
 
-__all__ = ["EXPR_MODES", "EXPR_PLACEHOLDERS", "alert_rule", "validate_scenario"]
+__all__ = ["EXPR_MODES", "EXPR_PLACEHOLDERS", "alert_for_s", "alert_rule", "check_fields", "validate_scenario"]
 
 _REQUIRED = ("id", "title", "situation", "variants", "services", "alert", "expected_actions", "followup")
 _OPTIONAL = ("seed",)
@@ -88,18 +88,26 @@ def _check_alert(alert, where, errors):
             _check_text(text, where, "alert.%s.%s" % (key, name), errors)
 
 
+def check_fields(value, where, errors, label, required, optional):
+    """Whether ``value`` is a mapping; its missing and unknown fields go to ``errors``
+    (a scenario record, a fault entry)."""
+    if not isinstance(value, dict):
+        errors.add(where, label, "must be a mapping")
+        return False
+    for key in required:
+        if key not in value:
+            errors.add(where, key, "missing")
+    extra = set(value) - set(required) - set(optional)
+    if extra:
+        errors.add(where, label, "unknown field(s) %s; allowed: %s"
+                   % (", ".join(sorted(map(str, extra))), ", ".join(tuple(required) + tuple(optional))))
+    return True
+
+
 def validate_scenario(record, where, errors):
     """The record, normalised (a copy), or None; problems go to ``errors``."""
-    if not isinstance(record, dict):
-        errors.add(where, "(scenario)", "must be a mapping")
+    if not check_fields(record, where, errors, "(scenario)", _REQUIRED, _OPTIONAL):
         return None
-    for key in _REQUIRED:
-        if key not in record:
-            errors.add(where, key, "missing")
-    extra = set(record) - set(_REQUIRED) - set(_OPTIONAL)
-    if extra:
-        errors.add(where, "(scenario)", "unknown field(s) %s; allowed: %s"
-                   % (", ".join(sorted(extra)), ", ".join(_REQUIRED + _OPTIONAL)))
     if not _NAME.match(str(record.get("id") or "")):
         errors.add(where, "id", "must be snake_case ([a-z][a-z0-9_]*), got %r" % (record.get("id"),))
     for key in ("title", "situation"):

@@ -30,6 +30,10 @@ MATCH_KEYS = frozenset(('source', 'actions', 'kinds', 'events', 'where', 'after'
 ANCHORS = ('injection', 'alert', 'first_action', 'first_fix')
 WINDOWS = ('response', 'after_injection', 'drill', 'any')
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# The arguments the rubric's action plugin (plugin_utils/rubric_action.py) reads and sets
+# for drill_scorecard and drill_desk (doc fragment opsdrill.drills.rubric).
+RUBRIC_ARGUMENT_SPEC = {'catalog_paths': {'type': 'list', 'elements': 'path', 'default': []},
+                        'rubric': {'type': 'dict'}}
 DEFAULT_RUBRIC_PATH = os.path.join(_HERE, 'rubrics', 'default.yml')
 
 

@@ -508,6 +508,17 @@ def setup_namespace(namespace, output_dir, log=print, extra_vars=None):
     return proc.returncode
 
 
+def fresh_namespace(admin, namespace, output_dir, log=print, extra_vars=None):
+    """A namespace of a test's own, opted in like the harness's, with the stack set up
+    (an earlier run's namespace still terminating is waited for first)."""
+    admin.wait_for("namespace %s from an earlier run to go" % namespace, lambda: "Terminating" not in admin.run(
+        "get", "namespace", namespace, "-o", "jsonpath={.status.phase}", check=False).stdout, timeout=300, interval=3)
+    admin.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace",
+                            "metadata": {"name": namespace, "labels": {"opsdrill.io/drill-target": "true"}}}))
+    assert setup_namespace(namespace, output_dir, log, extra_vars) == 0, "setup.yml failed for %s" % namespace
+    return namespace
+
+
 def delete_namespace(lab, namespace):
     """Delete a drill namespace and its control namespace."""
     kubeconfig = os.environ.get("OPSDRILL_KUBECONFIG", lab["admin_kubeconfig"])

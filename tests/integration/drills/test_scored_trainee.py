@@ -88,17 +88,9 @@ def trainee_kube(lab):
 
 @pytest.fixture(scope="module")
 def trainee_ns(lab, admin, drill_output):
-    # A previous run's namespace may still be terminating: a new one cannot be made yet.
-    admin.wait_for("namespace %s from an earlier run to go" % NAMESPACE, lambda: "Terminating" not in admin.run(
-        "get", "namespace", NAMESPACE, "-o", "jsonpath={.status.phase}", check=False).stdout, timeout=300, interval=3)
-    # Opted in like the harness's namespaces; setup.yml then deploys the stack and gives
-    # the trainees' group edit in it.
-    admin.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": NAMESPACE, "labels": {"opsdrill.io/drill-target": "true"}}}))
     # Without the incident desk: this team keeps its desk in a file (self-reported), and
     # the drill goes on without a desk (test_incident_desk.py has the desk).
-    assert drill_runner.setup_namespace(NAMESPACE, drill_output, say, {"incident_desk": "false"}) == 0, (
-        "setup.yml failed for %s" % NAMESPACE)
+    drill_runner.fresh_namespace(admin, NAMESPACE, drill_output, say, {"incident_desk": "false"})
     yield NAMESPACE
     if os.environ.get("OPSDRILL_DRILL_KEEP_NAMESPACES") != "1":
         drill_runner.delete_namespace(lab, NAMESPACE)

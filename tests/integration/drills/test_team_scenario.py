@@ -11,7 +11,6 @@ ALERTS series, the cluster against the snapshot, and ``git status`` of the colle
 
     pytest tests/integration/drills/test_team_scenario.py -s
 """
-import json
 import os
 import subprocess
 import time
@@ -52,12 +51,8 @@ def team_file():
 
 @pytest.fixture(scope="module")
 def team_ns(lab, admin, drill_output):
-    admin.wait_for("namespace %s from an earlier run to go" % NAMESPACE, lambda: "Terminating" not in admin.run(
-        "get", "namespace", NAMESPACE, "-o", "jsonpath={.status.phase}", check=False).stdout, timeout=300, interval=3)
-    admin.apply(json.dumps({"apiVersion": "v1", "kind": "Namespace",
-                            "metadata": {"name": NAMESPACE, "labels": {"opsdrill.io/drill-target": "true"}}}))
-    assert drill_runner.setup_namespace(NAMESPACE, drill_output, say, {
-        "incident_desk": "false", "opsdrill_catalog_paths": [str(CATALOG)]}) == 0, "setup.yml failed for %s" % NAMESPACE
+    drill_runner.fresh_namespace(admin, NAMESPACE, drill_output, say,
+                                 {"incident_desk": "false", "opsdrill_catalog_paths": [str(CATALOG)]})
     yield NAMESPACE
     if os.environ.get("OPSDRILL_DRILL_KEEP_NAMESPACES") != "1":
         drill_runner.delete_namespace(lab, NAMESPACE)

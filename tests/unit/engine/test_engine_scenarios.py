@@ -146,3 +146,16 @@ def test_promql_detect_needs_a_number():
     data["faults"][0]["symptom"]["detect"]["above"] = "high"
     with pytest.raises(CatalogError, match="symptom.detect.above: must be a number"):
         Catalog.from_data(data, "team.yml")
+
+
+def test_monitoring_renders_every_records_rule_and_refuses_unknown_overrides():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.opsdrill.drills.plugins.filter.scenario_alert_rules import (
+        scenario_alert_names, scenario_alert_rules)
+    rules = scenario_alert_rules([TEAM_FILE], "team-a", alert_for={"HighLatency": "1m"})
+    assert [r["alert"] for r in rules] == ["HighErrorRate", "HighLatency", "ServiceDown"]
+    assert [r["for"] for r in rules] == ["30s", "1m", "30s"]
+    assert scenario_alert_names([]) == ["HighErrorRate", "ServiceDown"]
+    with pytest.raises(AnsibleFilterError, match="monitoring_alert_for: no scenario raises HighLatency; "
+                                                 "seed alerts: HighErrorRate, ServiceDown"):
+        scenario_alert_rules([], "team-a", alert_for={"HighLatency": "1m"})
