@@ -673,7 +673,7 @@ def run(args):  # pylint: disable=too-many-locals
             shell = ["bash", "-c", args.command]
         else:
             rcfile = os.path.join(workdir, "bashrc")
-            prompt = "[%s@%s] \\W \\$ " % (args.trainee, args.namespace)
+            prompt = "[%s@%s] \\W $ " % (args.trainee, args.namespace)
             with open(rcfile, "w", encoding="utf-8") as handle:
                 handle.write(rcfile_text(shell_env, prompt,
                                          banner_text(args.trainee, args.namespace, args.host, repo_note)))
