@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 
 DEFAULT_LAB_JSON = "/var/lib/opsdrill-lab/lab.json"
@@ -57,6 +58,10 @@ GATEWAY = "api-gateway:http"  # the Service and its port name behind --host
 LOOPBACK_PREFIX = "127.77"
 UPSTREAM_TIMEOUT_S = 30
 PROG = "trainee_shell"
+WORKDIR_PREFIX = "opsdrill-trainee-shell-"
+# Every process of a shell has this in its environment (the work directory's name): what
+# it left running at exit, or after this process was killed, is found and ended by it.
+SESSION_ENV = "OPSDRILL_TRAINEE_SHELL_SESSION"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -502,8 +507,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response = conn.getresponse()
             data = response.read()
         except socket.timeout:
-            self._error(504, "the API server %s did not answer within %d s" % (upstream["server"],
-                                                                             UPSTREAM_TIMEOUT_S))
+            self._error(504, "the API server %s did not answer within %d s"
+                        % (upstream["server"], UPSTREAM_TIMEOUT_S))
             return
         except (OSError, http.client.HTTPException) as exc:
             self._error(502, "cannot reach the API server %s: %s" % (upstream["server"], exc))
@@ -542,7 +547,7 @@ class GatewayProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
-        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+        self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
                                        name="trainee-shell-proxy", daemon=True)
 
     def log(self, text):
@@ -603,6 +608,65 @@ def clone_deploy_repo(base, namespace, workdir):
     return target, "this directory is a fresh clone of the deploy repository"
 
 
+def _alive(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            return b"trainee_shell" in handle.read()
+    except OSError:
+        return False
+
+
+def session_processes(session, proc="/proc"):
+    """Process ids whose environment has SESSION_ENV=session (this process left out)."""
+    marker = ("%s=%s" % (SESSION_ENV, session)).encode()
+    found = []
+    for name in os.listdir(proc):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(os.path.join(proc, name, "environ"), "rb") as handle:
+                if marker in handle.read().split(b"\0"):
+                    found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def end_session_processes(session, grace_s=0.3):
+    """SIGHUP (as from a closed terminal) to what the session left running, SIGKILL to what
+    is still there after grace_s."""
+    for signum, wait_s in ((signal.SIGHUP, grace_s), (signal.SIGKILL, 0)):
+        pids = session_processes(session)
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        if not pids:
+            return
+        deadline = time.monotonic() + wait_s
+        while wait_s and time.monotonic() < deadline and session_processes(session):
+            time.sleep(0.05)
+
+
+def remove_stale_workdirs(base, alive=_alive, end=end_session_processes):
+    """Remove the work directories of shells that are gone (a shell killed with SIGKILL
+    could not remove its own); returns their paths."""
+    removed = []
+    for name in sorted(os.listdir(base)):
+        path = os.path.join(base, name)
+        if not name.startswith(WORKDIR_PREFIX) or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            with open(os.path.join(path, "pid"), encoding="utf-8") as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError):
+            continue  # just being made, or not ours
+        if not alive(pid):
+            end(name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _exit_status(returncode):
     return 128 - returncode if returncode < 0 else returncode
 
@@ -624,7 +688,10 @@ def run(args):  # pylint: disable=too-many-locals
     check_namespace(lab, args.namespace)
     cert, key = ensure_certificate(os.path.expanduser(CACHE_DIR), args.host, ca_crt, ca_key)
 
-    workdir = tempfile.mkdtemp(prefix="opsdrill-trainee-shell-")
+    remove_stale_workdirs(tempfile.gettempdir())
+    workdir = tempfile.mkdtemp(prefix=WORKDIR_PREFIX)
+    with open(os.path.join(workdir, "pid"), "w", encoding="utf-8") as handle:
+        handle.write("%d\n" % os.getpid())
     proxy = None
     try:
         with open(ca_crt, encoding="utf-8") as handle:
@@ -667,6 +734,7 @@ def run(args):  # pylint: disable=too-many-locals
             "OPSDRILL_TRAINEE": args.trainee, "OPSDRILL_NAMESPACE": args.namespace,
             "OPSDRILL_API_HOST": args.host, "OPSDRILL_PROXY_LOG": os.path.join(workdir, "proxy.log"),
             "HISTFILE": os.path.join(workdir, "bash_history"),
+            SESSION_ENV: os.path.basename(workdir),
         }
         env = dict(os.environ, **shell_env)
         if args.command is not None:
@@ -682,23 +750,33 @@ def run(args):  # pylint: disable=too-many-locals
         # mount of the hosts file is seen by this shell and its children only, and goes with them.
         command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
                    'mount --bind "$0" /etc/hosts && exec "$@"', hosts] + shell
+        if shutil.which("setpriv"):
+            # Should this process be killed (SIGKILL), the shell gets a SIGHUP, as from a
+            # closed terminal, rather than living on without its proxy.
+            command = ["setpriv", "--pdeathsig", "HUP", "--"] + command
         child = subprocess.Popen(command, env=env, cwd=cwd)  # pylint: disable=consider-using-with
 
         def forward(signum, _frame):
             with contextlib.suppress(OSError):
                 child.send_signal(signum)
 
-        # Ctrl-C and Ctrl-\ reach the shell from the terminal; they must not end the proxy.
-        # (A handler, not SIG_IGN: the shell's commands get the default disposition back.)
+        def ignore(_signum, _frame):
+            pass
+
+        # Interactive: Ctrl-C and Ctrl-\ reach the shell's commands from the terminal and must
+        # not end the proxy. With -c, a SIGINT or SIGQUIT sent to this process alone (kill -INT)
+        # goes to the command, which then ends the session. (Handlers, not SIG_IGN: the
+        # shell's commands get the default disposition back.)
         for signum in (signal.SIGINT, signal.SIGQUIT):
-            signal.signal(signum, lambda *_: None)
+            signal.signal(signum, forward if args.command is not None else ignore)
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, forward)
         return _exit_status(child.wait())
     finally:
+        end_session_processes(os.path.basename(workdir))
+        shutil.rmtree(workdir, ignore_errors=True)
         if proxy is not None:
             proxy.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main(argv=None):

@@ -88,8 +88,10 @@ def test_main_reports_errors_with_status_2(tmp_path, capsys):
     assert "trainee_shell: --lab-json:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("text, match", [("{", "cannot read"), ('{"kubectl": "k"}', "has no admin_kubeconfig, "
-                                                                                     "trainee_kubeconfigs")])
+@pytest.mark.parametrize("text, match", [
+    ("{", "cannot read"),
+    ('{"kubectl": "k"}', "has no admin_kubeconfig, trainee_kubeconfigs"),
+])
 def test_bad_lab_json(tmp_path, text, match):
     path = tmp_path / "lab.json"
     path.write_text(text)
@@ -262,6 +264,36 @@ def test_gateway_answers_pass_through(status, content_type, body):
     assert ts.api_server_error(status, content_type, body) is None
 
 
+def test_stale_workdirs_of_dead_shells_are_removed(tmp_path):
+    for name, pid in (("opsdrill-trainee-shell-dead", "11"), ("opsdrill-trainee-shell-live", "22"),
+                      ("other-dir", "11")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "pid").write_text(pid + "\n")
+    (tmp_path / "opsdrill-trainee-shell-new").mkdir()  # no pid file yet: being made
+    ended = []
+    removed = ts.remove_stale_workdirs(str(tmp_path), alive=lambda pid: pid == 22, end=ended.append)
+    assert removed == [str(tmp_path / "opsdrill-trainee-shell-dead")]
+    assert ended == ["opsdrill-trainee-shell-dead"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["opsdrill-trainee-shell-live", "opsdrill-trainee-shell-new",
+                                                          "other-dir"]
+
+
+def test_session_processes_are_found_by_their_environment(tmp_path):
+    session = "opsdrill-trainee-shell-test%d" % os.getpid()
+    env = dict(os.environ, **{ts.SESSION_ENV: session})
+    child = subprocess.Popen(["sleep", "30"], env=env)  # pylint: disable=consider-using-with
+    other = subprocess.Popen(["sleep", "30"])  # pylint: disable=consider-using-with
+    try:
+        assert ts.session_processes(session) == [child.pid]
+        ts.end_session_processes(session)
+        assert child.wait(5) == -1  # SIGHUP
+        assert other.poll() is None
+    finally:
+        for proc in (child, other):
+            proc.kill()
+            proc.wait()
+
+
 def test_ca_bundle_and_shims():
     bundle = ts.ca_bundle_text("SYSTEM\n", "\nLAB\n")
     assert bundle == "SYSTEM\n# opsdrill lab CA\nLAB\n"
@@ -303,8 +335,8 @@ def test_certificate_is_signed_by_the_ca_for_the_host_and_cached(pki):
     assert "DNS:api.example.test" in out and "TLS Web Server Authentication" in out
     assert oct(os.stat(pki["key"]).st_mode & 0o777) == "0o600"
     before = os.stat(pki["cert"]).st_mtime_ns
-    assert ts.ensure_certificate(pki["cache"], "api.example.test", pki["ca"], pki["ca_key"]) == (pki["cert"],
-                                                                                                pki["key"])
+    again = ts.ensure_certificate(pki["cache"], "api.example.test", pki["ca"], pki["ca_key"])
+    assert again == (pki["cert"], pki["key"])
     assert os.stat(pki["cert"]).st_mtime_ns == before
 
 
