@@ -9,8 +9,9 @@ SCENARIO ?= outage
 VARIANT ?= resources
 NAMESPACE ?= seo-tool
 DRILL_ARGS ?=
+TRAINEE ?=
 
-.PHONY: help deps venv host-packages lab lab-build lab-down setup teardown drill test test-unit lint
+.PHONY: help deps venv host-packages lab lab-build lab-down setup teardown drill shell test test-unit lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +48,10 @@ drill: ## Run a drill: the lab unless KUBECONFIG names another cluster (SCENARIO
 	@if [ -z "$$KUBECONFIG" ]; then $(MAKE) lab; else $(MAKE) deps; fi
 	$(VENV)/bin/ansible-playbook setup.yml -e drill_namespace=$(NAMESPACE) $${KUBECONFIG:+-e opsdrill_kubeconfig=$$KUBECONFIG}
 	$(VENV)/bin/ansible-playbook drill-$(SCENARIO).yml -e drill_namespace=$(NAMESPACE) -e variant=$(VARIANT) $${KUBECONFIG:+-e opsdrill_kubeconfig=$$KUBECONFIG} $(DRILL_ARGS)
+
+shell: ## A bash as a lab trainee where the seed commands work (TRAINEE=trainee-1 [NAMESPACE=seo-tool])
+	@if [ -z "$(TRAINEE)" ]; then echo "make shell: set TRAINEE, e.g. make shell TRAINEE=trainee-1 (the lab's trainees are in /var/lib/opsdrill-lab/lab.json)" >&2; exit 2; fi
+	python3 scripts/trainee_shell.py --trainee "$(TRAINEE)" --namespace "$(NAMESPACE)"
 
 test: ## The test command: lint, sanity, unit tests, then the lab and every cluster test
 	scripts/run_tests.sh
