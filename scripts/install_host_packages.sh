@@ -10,6 +10,8 @@ packages=(
   redis-server postgresql-15
   # scorecard rendering test; the incident desk browser test (Selenium drives chromium-driver)
   chromium chromium-driver
+  # the trainee shell: the seeds' commands (curl, watch, git; redis-cli comes with redis-server)
+  curl procps git
   # the venv
   python3-venv
 )
