@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - O(state=armed) creates, in O(namespace), a ServiceAccount, Role and RoleBinding
     C(opsdrill-deadman), ConfigMap C(opsdrill-deadman-code) with the restore code
-    (C(runtime.sources()), the files of the runtime package) and Job C(opsdrill-deadman) on a stock Python image.
+    (C(runtime.sources()), the files of the runtime package, mounted at their package paths) and Job C(opsdrill-deadman) on a stock Python image.
     The Job restores the drill snapshot at O(deadline) unless the drill state is disarmed
     first (docs/contracts.md section 5). It covers a lost controller.
   - With O(watchdog) it also starts a detached watchdog on the controller that restores at
@@ -129,7 +129,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import engine_clie
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 # The entry points the switch and the watchdog run: imported so that AnsiballZ carries them
-# (and what they import) for runtime.sources().
+# (and what they import) for runtime.sources() and runtime.tree().
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import watchdog  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError

@@ -6,7 +6,7 @@
 Two guards watch an armed drill (docs/contracts.md section 5):
 
 - **in the cluster**: a Job (stock Python image, namespace-scoped ServiceAccount and
-  Role) runs ``restore.py`` from a ConfigMap (``runtime.sources()``) and
+  Role) runs ``runtime.restore`` from a ConfigMap volume laid out as ``runtime.tree()`` and
   restores the snapshot at the drill's hard deadline unless the state is disarmed. It
   covers a lost controller host.
 - **on the controller**: ``watchdog.py``, started detached, watches the
@@ -15,7 +15,7 @@ Two guards watch an armed drill (docs/contracts.md section 5):
   after Ctrl-C; this is what rolls such a run back.
 
 ``manifests`` is pure; ``arm``/``disarm``/``remove`` use a ``k8s_rest.Client``. Stdlib
-only: the watchdog ships this file next to restore.py (see the package's rule).
+only: the watchdog runs this file from its copy of the package (see the package's rule).
 """
 from __future__ import annotations
 
@@ -26,21 +26,11 @@ import subprocess
 import sys
 import time
 
-try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils import runtime as _runtime
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
-except ImportError:  # shipped side by side (watchdog)
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    if _HERE not in sys.path:
-        sys.path.insert(0, _HERE)
-    import drill_state as _state  # type: ignore[no-redef]
-    import k8s_rest as _k8s  # type: ignore[no-redef]
-    import snapshot as _snap  # type: ignore[no-redef]
-    from errors import RestoreError  # type: ignore[no-redef]
-    _runtime = None  # flat, the files are shipped already: only the controller ships them
+from ansible_collections.opsdrill.drills.plugins.module_utils import runtime as _runtime
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 __all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_control_namespace",
            "remove_state", "spawn_watchdog"]
@@ -99,6 +89,15 @@ def _get(client, kind, name, namespace):
         raise
 
 
+def _configmap_key(path):
+    """The code ConfigMap's key of a ``runtime.tree()`` path (keys cannot hold ``/``): the
+    runtime's own files keep their names (``restore.py``), the ``__init__.py`` of a package
+    above it is named by that package (``ansible_collections.opsdrill.__init__.py``)."""
+    dotted = path.replace("/", ".")
+    prefix = _runtime.__name__ + "."
+    return dotted[len(prefix):] if dotted.startswith(prefix) else dotted
+
+
 def _delete(client, kind, name, namespace):
     try:
         client.request("DELETE", _path(kind, namespace, name),
@@ -111,24 +110,31 @@ def _delete(client, kind, name, namespace):
         raise
 
 
-def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", sources=None,
+def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", files=None,
               poll_s=5, now=None, grace_s=1800):
     """ServiceAccount, Role, RoleBinding, code ConfigMap and Job of the in-cluster
-    dead-man's switch, in creation order."""
+    dead-man's switch, in creation order. ``files``: ``{path: text}``, default
+    ``runtime.tree()``; the ConfigMap holds them under flat keys and the volume's ``items``
+    put each at its path under the mount, which the Job puts on ``PYTHONPATH``."""
     now = time.time() if now is None else now
     control = _snap.control_namespace(namespace)
     labels = dict(LABELS, **{"opsdrill.io/drill-id": drill_id[:63].rstrip("-.")})
     meta = {"name": NAME, "namespace": control, "labels": labels}
-    sources = sources if sources is not None else _runtime.sources()
+    files = files if files is not None else _runtime.tree()
+    items = [{"key": _configmap_key(path), "path": path} for path in sorted(files)]
+    code = {item["key"]: files[item["path"]] for item in items}
+    if len(code) != len(items):
+        raise ValueError("two files of the dead-man's code share a ConfigMap key")
     # The Job outlives the deadline by grace_s (restore and retries), never forever.
     active_deadline = max(60, int(deadline - now) + int(grace_s))
     container = {
         "name": "deadman", "image": image, "imagePullPolicy": pull_policy,
-        "command": ["python3", MOUNT + "/restore.py", "--namespace", namespace,
+        "command": ["python3", "-m", _runtime.__name__ + ".restore", "--namespace", namespace,
                     "--state-namespace", control,
                     "--deadline", "%d" % int(deadline), "--poll", str(poll_s)],
         "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
-                {"name": "PYTHONUNBUFFERED", "value": "1"}],
+                {"name": "PYTHONUNBUFFERED", "value": "1"},
+                {"name": "PYTHONPATH", "value": MOUNT}],
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"},
                       "limits": {"cpu": "200m", "memory": "128Mi"}},
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -149,7 +155,7 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": in_drill_ns,
          "roleRef": role_ref, "subjects": subject},
         {"apiVersion": "v1", "kind": "ConfigMap",
-         "metadata": dict(meta, name=CODE_CONFIGMAP), "data": dict(sources)},
+         "metadata": dict(meta, name=CODE_CONFIGMAP), "data": code},
         {"apiVersion": "batch/v1", "kind": "Job", "metadata": dict(meta),
          "spec": {"backoffLimit": 20, "activeDeadlineSeconds": active_deadline,
                   "ttlSecondsAfterFinished": 900,
@@ -161,7 +167,8 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
                                           "runAsGroup": 10001,
                                           "seccompProfile": {"type": "RuntimeDefault"}},
                       "containers": [container],
-                      "volumes": [{"name": "code", "configMap": {"name": CODE_CONFIGMAP}}]}}}},
+                      "volumes": [{"name": "code",
+                                   "configMap": {"name": CODE_CONFIGMAP, "items": items}}]}}}},
     ]
 
 
@@ -380,16 +387,19 @@ def controller_pid(pid=None):
 
 
 def spawn_watchdog(directory, watch_pid, namespace, drill_id, until, kubeconfig=None,
-                   context=None, artifacts_dir=None, python=None, sources=None):
-    """Write the watchdog's files into ``directory`` and start it detached (own
-    session: a Ctrl-C at the terminal does not reach it). Returns its pid."""
+                   context=None, artifacts_dir=None, python=None, files=None):
+    """Write the watchdog's files (``files``, default ``runtime.tree()``) into ``directory``
+    and start it detached (own session: a Ctrl-C at the terminal does not reach it) as
+    ``python -m ...runtime.watchdog`` with ``directory`` first on ``PYTHONPATH``. Returns
+    its pid."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    for name, text in (sources or _runtime.sources()).items():
-        path = os.path.join(directory, name)
+    for relpath, text in (files or _runtime.tree()).items():
+        path = os.path.join(directory, *relpath.split("/"))
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(path, 0o600)
-    argv = [python or sys.executable, os.path.join(directory, "watchdog.py"),
+    argv = [python or sys.executable, "-m", _runtime.__name__ + ".watchdog",
             "--pid", str(watch_pid), "--namespace", namespace, "--drill-id", drill_id,
             "--until", "%d" % int(until)]
     started = start_time(watch_pid)
@@ -401,11 +411,13 @@ def spawn_watchdog(directory, watch_pid, namespace, drill_id, until, kubeconfig=
         argv += ["--context", context]
     if artifacts_dir:
         argv += ["--artifacts-dir", artifacts_dir]
+    # First on the path, the written package wins over any other ansible_collections.
+    pythonpath = os.pathsep.join([os.path.abspath(directory)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
     log = open(os.path.join(directory, "watchdog.log"), "ab")
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 close_fds=True, start_new_session=True, cwd=directory,
-                                env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
+                                env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=pythonpath))
     finally:
         log.close()
     return proc.pid

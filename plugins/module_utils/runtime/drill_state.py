@@ -15,21 +15,11 @@ import base64
 import datetime
 import hmac
 import json
-import os
-import sys
 import time
 
-try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import IntegrityError, RestoreError
-except ImportError:  # in-cluster: the files sit side by side (also under python -I / -P)
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    if _HERE not in sys.path:
-        sys.path.insert(0, _HERE)
-    import k8s_rest as _k8s  # type: ignore[no-redef]
-    import snapshot as _snap  # type: ignore[no-redef]
-    from errors import IntegrityError, RestoreError  # type: ignore[no-redef]
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import IntegrityError, RestoreError
 
 ApiError = _k8s.ApiError
 

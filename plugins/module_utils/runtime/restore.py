@@ -1,13 +1,13 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The in-cluster dead-man's switch: the command line its Job runs.
 
-The Job runs the runtime package's files (``runtime.sources()``) from a ConfigMap on a
-stock Python image::
+The Job runs the runtime package (``runtime.tree()``) from a ConfigMap volume on
+``PYTHONPATH``, on a stock Python image::
 
-    python3 /opsdrill/restore.py --namespace seo-tool --deadline 1795370400
+    python3 -m ansible_collections.opsdrill.drills.plugins.module_utils.runtime.restore
+        --namespace seo-tool --deadline 1795370400
         [--state-configmap opsdrill-drill-state] [--state-namespace NS] [--poll 10]
 
 It waits for the deadline (the state's ``deadline`` wins, so the engine can extend it
@@ -19,25 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
-try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan as _plan
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
-except ImportError:  # in-cluster: the files sit side by side (also under python -I / -P)
-    _HERE = os.path.dirname(os.path.abspath(__file__))
-    if _HERE not in sys.path:
-        sys.path.insert(0, _HERE)
-    import drill_state as _state  # type: ignore[no-redef]
-    import k8s_rest as _k8s  # type: ignore[no-redef]
-    import restore_plan as _plan  # type: ignore[no-redef]
-    import snapshot as _snap  # type: ignore[no-redef]
-    from errors import RestoreError  # type: ignore[no-redef]
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan as _plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 __all__ = ["deadman", "main"]
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -7,8 +6,9 @@
 Ansible runs no ``always`` block after Ctrl-C, and nothing at all after SIGKILL. The
 drill engine therefore starts this watchdog, detached, when it arms the drill::
 
-    python3 watchdog.py --pid 4242 --namespace seo-tool --drill-id seo-tool-20261122T173000Z
-        --until 1795370400 [--kubeconfig FILE] [--context NAME] [--artifacts-dir DIR]
+    python3 -m ansible_collections.opsdrill.drills.plugins.module_utils.runtime.watchdog
+        --pid 4242 --namespace seo-tool --drill-id seo-tool-20261122T173000Z --until 1795370400
+        [--kubeconfig FILE] [--context NAME] [--artifacts-dir DIR]
 
 It checks every ``--interval`` seconds. When process ``--pid`` is gone while the drill
 state is still armed (the playbook did not get to its own rollback), it records the
@@ -17,7 +17,8 @@ in-cluster switch (``restore_plan.run_restore``), releases the drill Lease and r
 in-cluster switch. It exits without touching anything when the state is disarmed or
 gone, belongs to another drill, or at ``--until`` (the in-cluster Job covers the rest).
 
-Stdlib only (plus PyYAML for a YAML kubeconfig); the files sit side by side.
+Stdlib only (plus PyYAML for a YAML kubeconfig); it runs from a copy of the runtime package
+(``runtime.tree()``) on ``PYTHONPATH``.
 """
 from __future__ import annotations
 
@@ -27,25 +28,13 @@ import os
 import sys
 import time
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
-try:
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman as _deadman
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline as _timeline
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan as _plan
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
-    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
-except ImportError:  # standalone: the files sit side by side
-    if _HERE not in sys.path:
-        sys.path.insert(0, _HERE)
-    import deadman as _deadman  # type: ignore[no-redef]
-    import drill_state as _state  # type: ignore[no-redef]
-    import drill_timeline as _timeline  # type: ignore[no-redef]
-    import k8s_rest as _k8s  # type: ignore[no-redef]
-    import restore_plan as _plan  # type: ignore[no-redef]
-    import snapshot as _snap  # type: ignore[no-redef]
-    from errors import RestoreError  # type: ignore[no-redef]
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman as _deadman
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_state as _state
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import drill_timeline as _timeline
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest as _k8s
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import restore_plan as _plan
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot as _snap
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 LEASE_NAME = "opsdrill-drill"
 # How long the watchdog waits for the restored Deployments to roll out before verifying.

@@ -3,6 +3,7 @@
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import res
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import watchdog
 
 NS = "seo-tool"
+RUNTIME = "ansible_collections.opsdrill.drills.plugins.module_utils.runtime"
 
 
 def test_manifests_run_the_restore_code_on_a_stock_image():
@@ -28,16 +30,28 @@ def test_manifests_run_the_restore_code_on_a_stock_image():
     assert placed == [("ServiceAccount", control), ("Role", control), ("RoleBinding", control),
                       ("Role", NS), ("RoleBinding", NS), ("ConfigMap", control), ("Job", control)]
     code = objects[5]["data"]
-    assert code == runtime.sources()
     job = objects[6]
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
+    # The ConfigMap holds runtime.tree() under flat keys (the runtime's files by their own
+    # names); the volume's items put each at its package path, one key per file.
+    assert pod["volumes"] == [{"name": "code", "configMap": {"name": "opsdrill-deadman-code",
+                                                             "items": pod["volumes"][0]["configMap"]["items"]}}]
+    items = pod["volumes"][0]["configMap"]["items"]
+    assert {item["path"]: code[item["key"]] for item in items} == runtime.tree()
+    assert sorted(item["key"] for item in items) == sorted(code)
+    assert {key: text for key, text in code.items() if not key.startswith("ansible_collections.")} \
+        == runtime.sources()
+    for key in code:
+        assert re.fullmatch(r"[-._a-zA-Z0-9]+", key) and len(key) <= 253, key
     assert container["image"] == "localhost/opsdrill/python:3.11" and container["imagePullPolicy"] == "Never"
-    assert container["command"][:2] == ["python3", "/opsdrill/restore.py"]
-    command = container["command"]
-    assert command[command.index("--deadline") + 1] == "1795370400"
-    assert command[command.index("--namespace") + 1] == NS
-    assert command[command.index("--state-namespace") + 1] == control
+    assert container["command"] == ["python3", "-m", RUNTIME + ".restore", "--namespace", NS,
+                                    "--state-namespace", control, "--deadline", "1795370400", "--poll", "5"]
+    assert container["env"] == [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+                                {"name": "PYTHONUNBUFFERED", "value": "1"},
+                                {"name": "PYTHONPATH", "value": "/opsdrill"}]
+    assert container["volumeMounts"] == [{"name": "code", "mountPath": "/opsdrill", "readOnly": True}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["serviceAccountName"] == "opsdrill-deadman" and pod["restartPolicy"] == "OnFailure"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert job["spec"]["activeDeadlineSeconds"] == 1800 + 1800
@@ -83,13 +97,52 @@ def test_controller_pid_finds_the_ansible_playbook_ancestor(tmp_path):
     assert out[0] == out[1], "the parent running 'ansible-playbook' is found"
 
 
-def test_watchdog_runs_from_the_runtime_sources(tmp_path):
-    sources = runtime.sources()
-    for name, text in sources.items():
-        (tmp_path / name).write_text(text)
-    proc = subprocess.run([sys.executable, "-I", str(tmp_path / "watchdog.py"), "--help"],
-                          capture_output=True, text=True, check=False)
-    assert proc.returncode == 0 and "--pid" in proc.stdout, proc.stderr
+def test_the_job_runs_its_configmap_as_the_package(tmp_path):
+    """The pod, minus the cluster: the volume laid out as the kubelet does (each item's key
+    at its path under the mount), the Job's command and env, the mount as PYTHONPATH."""
+    objects = deadman.manifests(NS, "seo-tool-20261122T173000Z", 1795370400, "python:3.12-slim",
+                                now=1795368600)
+    configmap, pod = objects[5], objects[6]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    mount, elsewhere = tmp_path / "opsdrill", tmp_path / "workdir"
+    elsewhere.mkdir()
+    for item in pod["volumes"][0]["configMap"]["items"]:
+        path = mount.joinpath(*item["path"].split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(configmap["data"][item["key"]], encoding="utf-8")
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PYTHONPATH"] == container["volumeMounts"][0]["mountPath"]
+    env.update(PYTHONPATH=str(mount), PATH=os.environ.get("PATH", "/usr/bin"), HOME=str(elsewhere))
+    assert container["command"][0] == "python3"
+    done = subprocess.run([sys.executable] + container["command"][1:] + ["--help"], cwd=str(elsewhere), env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "--state-configmap" in done.stdout
+    assert not list(mount.rglob("__pycache__"))
+
+
+def test_spawn_watchdog_runs_the_package_from_its_directory(tmp_path):
+    """spawn_watchdog writes runtime.tree() and starts ``python -m ...watchdog`` detached,
+    logging to watchdog.log. A kubeconfig that is not there: it logs the configuration
+    error and exits 2 (no cluster is asked)."""
+    directory = tmp_path / "watchdog"
+    pid = deadman.spawn_watchdog(str(directory), os.getpid(), NS, "d1", time.time() + 60,
+                                 kubeconfig=str(tmp_path / "no-such-kubeconfig"))
+    try:
+        _pid, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 2
+    except ChildProcessError:  # reaped by subprocess already
+        pass
+    deadline = time.time() + 60
+    log = directory / "watchdog.log"
+    while "configuration error" not in (log.read_text() if log.exists() else "") and time.time() < deadline:
+        time.sleep(0.2)
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert [r["msg"] for r in records] == ["configuration error"], log.read_text()
+    for relpath, text in runtime.tree().items():
+        assert directory.joinpath(*relpath.split("/")).read_text(encoding="utf-8") == text
+    assert (directory / RUNTIME.replace(".", "/") / "watchdog.py").stat().st_mode & 0o777 == 0o600
+    assert not list(directory.rglob("__pycache__"))
 
 
 def test_watchdog_helpers():

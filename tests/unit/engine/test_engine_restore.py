@@ -424,23 +424,31 @@ def test_control_namespace_names():
 # -- the standalone files ------------------------------------------------------------------
 
 def test_standalone_run_on_plain_python(tmp_path):
-    """The dead-man's switch runs the same files without Ansible on the path."""
-    for name, text in runtime.sources().items():
-        (tmp_path / name).write_text(text)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"), "--help"],
+    """The dead-man's switch runs the same package without Ansible (nor site-packages) on
+    the path: ``runtime.tree()`` on PYTHONPATH, ``python3 -m``."""
+    shipped, workdir = tmp_path / "shipped", tmp_path / "workdir"
+    for relpath, text in runtime.tree().items():
+        path = shipped.joinpath(*relpath.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    workdir.mkdir()
+    package = "ansible_collections.opsdrill.drills.plugins.module_utils.runtime"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(tmp_path), "PYTHONPATH": str(shipped)}
+    done = subprocess.run([sys.executable, "-S", "-m", package + ".restore", "--help"], cwd=str(workdir),
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "--state-configmap" in done.stdout
-    check = ("import restore, k8s_rest, snapshot; "
+    check = ("from %s import restore, k8s_rest, snapshot; "
              "assert restore._k8s is k8s_rest and restore._snap is snapshot; "
-             "import sys; assert not [m for m in sys.modules if m.startswith(('ansible', 'yaml'))]")
-    done = subprocess.run([sys.executable, "-S", "-c", check], cwd=str(tmp_path),
+             "assert restore.__file__.startswith(%r); "
+             "import sys; assert not [m for m in sys.modules if m == 'ansible' or m.startswith(('ansible.', 'yaml'))]"
+             % (package, str(shipped)))
+    done = subprocess.run([sys.executable, "-S", "-c", check], cwd=str(workdir),
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     # no cluster configuration: exit 2 with a JSON log line naming the problem
-    done = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "restore.py"),
-                           "--namespace", "x", "--deadline", "0"],
+    done = subprocess.run([sys.executable, "-S", "-m", package + ".restore",
+                           "--namespace", "x", "--deadline", "0"], cwd=str(workdir),
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 2, done.stdout + done.stderr
     line = json.loads(done.stdout.strip().splitlines()[-1])

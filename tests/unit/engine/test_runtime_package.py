@@ -1,10 +1,12 @@
 """The runtime package's rule: standard library and siblings only, shipped as a whole.
 
-Its files run flat in a pod on a stock Python image and beside the controller's
-watchdog; one import of anything else breaks the dead-man's switch there, not here.
+Its files run as the package (``runtime.tree()`` on ``PYTHONPATH``) in a pod on a stock
+Python image and beside the controller's watchdog; one import of anything else breaks
+the dead-man's switch there, not here.
 """
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from ansible_collections.opsdrill.drills.plugins.module_utils import fault_handl
 PACKAGE_DIR = os.path.dirname(os.path.abspath(runtime.__file__))
 PACKAGE = "ansible_collections.opsdrill.drills.plugins.module_utils.runtime"
 SIBLINGS = {name[:-3] for name in os.listdir(PACKAGE_DIR) if name.endswith(".py")} - {"__init__"}
+# The directory the collection is imported from here: never where the shipped tree runs from.
+COLLECTIONS_DIR = os.path.abspath(os.path.join(PACKAGE_DIR, *[os.pardir] * (PACKAGE.count(".") + 1)))
 # Optional, imported under ``except ImportError`` with a fallback: PyYAML for a YAML kubeconfig.
 OPTIONAL = {"k8s_rest.py": {"yaml"}}
 
@@ -31,7 +35,7 @@ def _imports(tree):
             for alias in node.names:
                 yield alias.name, node.lineno
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "line %d: relative imports do not work flat" % node.lineno
+            assert node.level == 0, "line %d: import siblings by their collection path" % node.lineno
             if node.module == PACKAGE.rsplit(".", 1)[0]:
                 # ``from ...module_utils import runtime``: the package itself
                 yield from (("%s.%s" % (node.module, a.name), node.lineno) for a in node.names)
@@ -47,9 +51,21 @@ def _allowed(module, filename):
         return True
     if module == PACKAGE or module.startswith(PACKAGE + "."):
         return module[len(PACKAGE) + 1:].split(".")[0] in SIBLINGS | {""}
-    if module in SIBLINGS:  # the flat import, in-cluster
-        return True
     return top in OPTIONAL.get(filename, ())
+
+
+def _guarded_imports(tree):
+    """(module, line) of the imports under a ``try`` that catches ImportError."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        catches = set()
+        for handler in node.handlers:
+            types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+            catches.update(getattr(t, "id", None) for t in types)
+        if catches & {"ImportError", "ModuleNotFoundError"}:
+            for stmt in node.body:
+                yield from _imports(stmt)
 
 
 @pytest.mark.parametrize("filename", sorted(os.listdir(PACKAGE_DIR)))
@@ -61,12 +77,20 @@ def test_runtime_files_import_only_the_standard_library_and_siblings(filename):
     bad = ["line %d: %s" % (line, module) for module, line in _imports(tree)
            if not _allowed(module, filename)]
     assert not bad, "%s runs in a pod on a stock Python image: %s" % (filename, ", ".join(bad))
+    # It runs as the package everywhere: siblings are imported plainly, never with a
+    # fallback (only the optional imports may fail).
+    guarded = ["line %d: %s" % (line, module) for module, line in _guarded_imports(tree)
+               if module.split(".")[0] not in OPTIONAL.get(filename, ())]
+    assert not guarded, "%s: import fallbacks: %s" % (filename, ", ".join(guarded))
+    assert not [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+                and node.attr == "path" and getattr(node.value, "id", None) == "sys"], \
+        "%s touches sys.path" % filename
 
 
 def test_sources_are_the_package_files():
     expected = {}
     for name in sorted(os.listdir(PACKAGE_DIR)):
-        if name.endswith(".py") and name != "__init__.py":
+        if name.endswith(".py"):
             with open(os.path.join(PACKAGE_DIR, name), encoding="utf-8") as handle:
                 expected[name] = handle.read()
     assert runtime.sources() == expected
@@ -90,6 +114,55 @@ def test_sources_work_from_a_zip(tmp_path):
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == '["%s"]' % '", "'.join(sorted(runtime.sources()))
+
+
+def test_tree_is_the_package_under_a_path_entry():
+    tree = runtime.tree()
+    parts = PACKAGE.split(".")
+    base = "/".join(parts)
+    parents = {"/".join(parts[:depth] + ["__init__.py"]) for depth in range(1, len(parts))}
+    assert len(parents) == 5
+    assert {path: text for path, text in tree.items() if path in parents} == dict.fromkeys(parents, "")
+    assert {path[len(base) + 1:]: text for path, text in tree.items() if path.startswith(base + "/")} \
+        == runtime.sources()
+    assert len(tree) == len(parents) + len(runtime.sources())
+
+
+def _write_tree(directory):
+    for relpath, text in runtime.tree().items():
+        path = directory.joinpath(*relpath.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("entry, option", [("restore", "--state-configmap"), ("watchdog", "--pid")])
+def test_the_shipped_tree_runs_as_the_package(tmp_path, entry, option):
+    """What the pod and the watchdog do: ``tree()`` in a directory first on PYTHONPATH,
+    ``python3 -m`` from elsewhere. The repository's collection is on the path too, behind
+    it: the shipped files win, every one of them."""
+    shipped, elsewhere = tmp_path / "shipped", tmp_path / "elsewhere"
+    _write_tree(shipped)
+    elsewhere.mkdir()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(elsewhere), "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join([str(shipped), COLLECTIONS_DIR])}
+    module = "%s.%s" % (PACKAGE, entry)
+    done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=str(elsewhere), env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert option in done.stdout
+    check = ("import json, sys\nimport %s\n"
+             "print(json.dumps({name: getattr(mod, '__file__', None) for name, mod in sys.modules.items()"
+             " if name.split('.')[0] in ('ansible', 'ansible_collections')}))\n" % module)
+    done = subprocess.run([sys.executable, "-c", check], cwd=str(elsewhere), env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    origins = json.loads(done.stdout)
+    assert module in origins and PACKAGE + ".k8s_rest" in origins
+    assert "ansible" not in origins, "ansible-core imported"
+    outside = {name: path for name, path in origins.items()
+               if not (path or "").startswith(str(shipped) + os.sep)}
+    assert not outside, "imported from outside the shipped tree: %s" % outside
+    assert not list(shipped.rglob("__pycache__")), "the pod's mount is read-only"
 
 
 def test_op_types_derive_from_the_registry():
