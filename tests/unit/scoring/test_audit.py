@@ -474,3 +474,13 @@ def test_a_prometheus_query_through_the_control_namespace_is_reviewing_metrics()
     items = classify(event('patch', '/api/v1/namespaces/opsdrill-ctl-seo-tool/configmaps/prometheus-config',
                            ref, code=403))
     assert [i.action for i in items] == ['read_drill_state']
+
+
+def test_the_trainee_shells_requests_recorded_on_the_lab():
+    """What scripts/trainee_shell.py sends for the seeds' `curl https://api.seo-tool.com/...`
+    and `redis-cli FLUSHDB` (three requests recorded from the lab's audit log, trainee-1):
+    the gateway through the service proxy, and an exec of redis-cli."""
+    items = AuditLogSource(path=fx('audit-trainee-shell.log'), namespaces=['seo-tool']).collect()
+    assert [(i.actor, i.action) for i in items] == [
+        ('trainee-1', 'view_metrics'), ('trainee-1', 'cache_flush'), ('trainee-1', 'test_endpoint')]
+    assert [i.details.get('proxy_path') for i in items] == ['/metrics', None, '/health']
