@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: opsdrill contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""scenario_alert_rules and scenario_alert_names filters: every scenario record's seed alert,
-as Prometheus rules or as names."""
+"""Filters over the scenario records: every scenario's seed alert as Prometheus rules
+(scenario_alert_rules) or names (scenario_alert_names), and the services of the steady
+state (scenario_services)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ def scenario_alert_names(catalog_paths):
         raise AnsibleFilterError(str(exc))
 
 
+def scenario_services(catalog_paths):
+    """Every scenario's steady-state services (each once): their /health must answer."""
+    try:
+        return catalog.load(list(catalog_paths or [])).services()
+    except catalog.CatalogError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
 class FilterModule:
     def filters(self):
-        return {"scenario_alert_rules": scenario_alert_rules, "scenario_alert_names": scenario_alert_names}
+        return {"scenario_alert_rules": scenario_alert_rules, "scenario_alert_names": scenario_alert_names,
+                "scenario_services": scenario_services}

@@ -426,6 +426,15 @@ class Catalog:
         """Every scenario's seed alert name (the steady state has none of them firing)."""
         return sorted({s["alert"]["name"] for s in self._scenarios.values()})
 
+    def services(self, scenario=None):
+        """The services of ``scenario``'s steady state, or of every scenario's (in the
+        records' order, each once): their /health must answer."""
+        records = [self._scenarios[scenario]] if scenario else [self._scenarios[s] for s in self.scenario_ids()]
+        out = []
+        for record in records:
+            out += [name for name in record["services"] if name not in out]
+        return out
+
     def alert_for_s(self, scenario, overrides=None):
         """Seconds of the scenario alert's ``for``, with the team's override by alert name."""
         return alert_for_s(self._scenarios[scenario], overrides)

@@ -159,3 +159,14 @@ def test_monitoring_renders_every_records_rule_and_refuses_unknown_overrides():
     with pytest.raises(AnsibleFilterError, match="monitoring_alert_for: no scenario raises HighLatency; "
                                                  "seed alerts: HighErrorRate, ServiceDown"):
         scenario_alert_rules([], "team-a", alert_for={"HighLatency": "1m"})
+
+
+def test_steady_state_services_come_from_the_records():
+    from ansible_collections.opsdrill.drills.plugins.filter.scenario_alert_rules import scenario_services
+    seeds = ["api-gateway", "backend-api", "frontend", "worker"]
+    assert catalog.load().services("outage") == seeds
+    assert scenario_services([]) == seeds
+    data = _team()
+    data["scenarios"][0]["services"] = ["api-gateway", "rank-api"]
+    assert Catalog.from_data(data, "team.yml").services() == seeds + ["rank-api"]
+    assert Catalog.from_data(data, "team.yml").services("latency_spike") == ["api-gateway", "rank-api"]
