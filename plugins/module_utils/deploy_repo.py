@@ -132,16 +132,34 @@ class DeployRepo:
         self._git("commit", "--quiet", "-m", message)
         return self.head()
 
+    @staticmethod
+    def _manifests(objects):
+        """``[(relative path, manifest text)]`` of ``objects``, in a stable order."""
+        out = []
+        for obj in sorted(objects, key=lambda o: (o.get("kind") or "", (o.get("metadata") or {}).get("name") or "")):
+            out.append((service_path("%s/%s" % (obj.get("kind"), (obj.get("metadata") or {}).get("name"))),
+                        manifest_text(obj)))
+        return out
+
+    def stack_changes(self, objects):
+        """The manifests of ``objects`` the repository does not have as they are (nothing
+        is written: check mode)."""
+        pending = []
+        for relpath, text in self._manifests(objects):
+            full = os.path.join(self.path, relpath)
+            if not os.path.exists(full):
+                pending.append(relpath)
+                continue
+            with open(full, encoding="utf-8") as handle:
+                if handle.read() != text:
+                    pending.append(relpath)
+        return pending
+
     def record_stack(self, objects, message):
         """Every object's manifest in one commit (the stack as deployed, the history's
         first entry); None when the repository already has them all."""
         self.ensure()
-        changed = []
-        for obj in sorted(objects, key=lambda o: (o.get("kind") or "", (o.get("metadata") or {}).get("name") or "")):
-            ref = "%s/%s" % (obj.get("kind"), (obj.get("metadata") or {}).get("name"))
-            relpath = service_path(ref)
-            if self._write(relpath, manifest_text(obj)):
-                changed.append(relpath)
+        changed = [relpath for relpath, text in self._manifests(objects) if self._write(relpath, text)]
         if not changed:
             return None
         self._git("add", *changed)

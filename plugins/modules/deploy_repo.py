@@ -15,7 +15,8 @@ description:
     changed in one commit. C(setup.yml) records the stack this way, so the deploy repository
     exists from the start and C(git log -p services/api-gateway) always has a history; a
     C(release) fault later adds its commit, the rollback its revert.
-  - Runs on the controller; git must be installed. In check mode nothing is written.
+  - Runs on the controller; git must be installed. In check mode nothing is written, and
+    C(changed) says whether a commit would be made.
 author: opsdrill maintainers (@opsdrill)
 options:
   path:
@@ -77,10 +78,11 @@ SPEC = dict(
 def run(module):
     p = module.params
     path = os.path.abspath(p["path"])  # type path: already expanded
-    if module.check_mode:
-        module.exit_json(changed=bool(p["objects"]), commit=None, path=path)
     try:
-        commit = deploy_repo.DeployRepo(path).record_stack(p["objects"], p["commit_message"])
+        repo = deploy_repo.DeployRepo(path)
+        if module.check_mode:
+            module.exit_json(changed=bool(repo.stack_changes(p["objects"])), commit=None, path=path)
+        commit = repo.record_stack(p["objects"], p["commit_message"])
     except (deploy_repo.DeployRepoError, OSError) as exc:
         module.fail_json(msg="deploy repository %s: %s" % (path, exc), path=path)
     module.exit_json(changed=commit is not None, commit=commit, path=path)

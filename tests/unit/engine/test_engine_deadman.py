@@ -332,7 +332,11 @@ def test_deploy_repo_starts_with_the_stack_then_a_release_is_only_its_own_commit
     before any fault, and a release later adds exactly one commit on top of it."""
     deployments = [api.get("Deployment", name) for name in ("api-gateway", "backend-api")]
     repo = deploy_repo.DeployRepo(tmp_path / "repo")
+    assert repo.stack_changes(deployments) == ["services/api-gateway/deployment.yaml",
+                                               "services/backend-api/deployment.yaml"]
+    assert not (tmp_path / "repo").exists()                              # check mode writes nothing
     first = repo.record_stack(deployments, "Stack as deployed by setup.yml")
+    assert repo.stack_changes(deployments) == []
     assert first and repo.record_stack(deployments, "again") is None   # nothing changed: no commit
     files = _git(tmp_path / "repo", "show", "--name-only", "--format=", "HEAD").split()
     assert files == ["services/api-gateway/deployment.yaml", "services/backend-api/deployment.yaml"]
