@@ -12,3 +12,8 @@ from ansible_collections.opsdrill.drills.plugins.plugin_utils.rubric_action impo
 
 class ActionModule(RubricAction):
     MODULE = drill_desk
+
+    def needs_rubric(self, args):
+        # Only opening a drill (mark targets, post-mortem headings) and collecting its
+        # entries (marks against the rubric) apply it; close and archive do not.
+        return args.get("action") in ("open", "collect")

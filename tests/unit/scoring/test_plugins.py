@@ -1,5 +1,6 @@
 """The drill_scorecard module and callback: thin wrappers over module_utils.scoring."""
 
+import inspect
 import json
 import os
 import shutil
@@ -284,3 +285,15 @@ def test_playbook_with_module_and_callback(collections_path, tmp_path):
     assert 'recover - (rollback)' in out
     assert 'scorecard callback' in out
     assert (art / 'scorecard.json').is_file() and (art / 'junit.xml').is_file()
+
+
+def test_the_desk_action_reads_the_rubric_only_where_the_module_applies_it():
+    """drill_desk applies the rubric when it opens a drill and when it collects it; close and
+    archive run without it (no catalog load in their workers)."""
+    from ansible_collections.opsdrill.drills.plugins.action.drill_desk import ActionModule
+    from ansible_collections.opsdrill.drills.plugins.modules import drill_desk
+    assert [a for a in ('open', 'close', 'collect', 'archive') if ActionModule.needs_rubric(None, {'action': a})] \
+        == ['open', 'collect']
+    # The module reads its rubric argument in _open and _collect, nowhere else.
+    uses = inspect.getsource(drill_desk).count('p["rubric"]')
+    assert uses == 2 and all('p["rubric"]' in inspect.getsource(f) for f in (drill_desk._open, drill_desk._collect))
