@@ -12,8 +12,12 @@ class ModuleDocFragment:
 options:
   kubeconfig:
     description:
-      - Path to a kubeconfig. Default as kubectl (E(K8S_AUTH_KUBECONFIG), E(KUBECONFIG), C(~/.kube/config)),
-        or in-cluster credentials when running in a pod (AWX).
+      - Path to a kubeconfig (client certificates, tokens, token files, exec plugins and auth
+        providers, through the official C(kubernetes) package).
+      - Without it, first match wins - E(K8S_AUTH_KUBECONFIG) (with E(K8S_AUTH_CONTEXT));
+        E(K8S_AUTH_HOST) with E(K8S_AUTH_API_KEY), E(K8S_AUTH_SSL_CA_CERT) and
+        E(K8S_AUTH_VERIFY_SSL), as AWX's Kubernetes credential sets them; the pod's
+        ServiceAccount in a pod; E(KUBECONFIG); C(~/.kube/config).
     type: path
   context:
     description: Kubeconfig context; default its current-context.

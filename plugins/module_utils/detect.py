@@ -20,12 +20,8 @@ import math
 import re
 import string
 import time
-import urllib.parse
-
-from ansible.module_utils.urls import open_url
 
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
-from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
 
 __all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_readiness",
@@ -445,21 +441,11 @@ class ClusterView:
         """(status, parsed JSON or None) from Prometheus: ``service:port`` in the drill
         namespace's control namespace (or ``namespace/service:port``) through the API
         server's service proxy, or an http(s) URL (prometheus_api.service_of)."""
-        if self.prometheus.startswith(("http://", "https://")):
-            url = self.prometheus.rstrip("/") + path
-            if query:
-                url += "?" + urllib.parse.urlencode(query)
-            try:
-                resp = open_url(url, timeout=10)
-                return resp.getcode(), json.loads(resp.read().decode("utf-8"))
-            except (OSError, ValueError) as exc:
-                return getattr(exc, "code", 0) or 0, None
-        where, service, port = prometheus_api.service_of(self.namespace, self.prometheus)
-        proxy = kube_client.service_proxy_path(where, service, port, path)
+        status, body = prometheus_api.prometheus_get(self.client, self.namespace, self.prometheus, path, query)
+        if status != 200:
+            return status, None
         try:
-            return 200, json.loads(self.client.request("GET", proxy, query=query, raw=True))
-        except k8s_rest.ApiError as exc:
-            return exc.status, None
+            return status, json.loads(body)
         except ValueError:
             return 0, None
 

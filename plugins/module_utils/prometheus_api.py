@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
+from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
@@ -23,7 +23,7 @@ def service_of(namespace, prometheus):
     return where or snapshot.control_namespace(namespace), service, port or "80"
 
 
-def prometheus_get(api, namespace, prometheus, path, query=None, timeout=10):
+def prometheus_get(client, namespace, prometheus, path, query=None, timeout=10):
     """GET path from Prometheus for drill namespace ``namespace``; ``prometheus`` is an http(s)
     URL, ``service:port`` (in the control namespace) or ``namespace/service:port``.
 
@@ -38,4 +38,4 @@ def prometheus_get(api, namespace, prometheus, path, query=None, timeout=10):
         except Exception as exc:  # urllib raises HTTPError/URLError/socket errors
             return getattr(exc, "code", 0) or 0, str(exc)
     where, service, port = service_of(namespace, prometheus)
-    return kube_client.raw_get(api, kube_client.service_proxy_path(where, service, port, path), timeout, query)
+    return client.get_status(engine_client.service_proxy_path(where, service, port, path), query)

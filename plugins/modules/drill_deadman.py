@@ -120,6 +120,7 @@ drill_state:
   type: str
 """
 
+import json
 import os
 import time
 
@@ -157,6 +158,19 @@ SPEC = dict(
 )
 
 
+def _watchdog_kubeconfig(directory, client):
+    """The engine's credentials as a private kubeconfig file for the watchdog (None in a pod)."""
+    config = engine_client.resolved_kubeconfig(client)
+    if config is None:
+        return None
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, "kubeconfig.json")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(config, handle)
+    return path
+
+
 def run(module):
     """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
     (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
@@ -180,8 +194,7 @@ def run(module):
                     result["watched_pid"] = watched
                     result["watchdog_pid"] = deadman.spawn_watchdog(
                         directory, watched, namespace, params["drill_id"], params["deadline"],
-                        engine_client.kubeconfig_path(params["kubeconfig"]), params["context"],
-                        params["artifacts_dir"])
+                        _watchdog_kubeconfig(directory, client), None, params["artifacts_dir"])
                 else:
                     module.warn("no ansible-playbook process found above this module: the controller-side "
                                 "watchdog is not started; the in-cluster switch restores at the deadline")

@@ -66,8 +66,7 @@ server_version:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
-from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import KINDS, resource_path
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import KINDS, ApiError, resource_path
 from ansible_collections.opsdrill.drills.plugins.module_utils.target_guard import OPT_IN_LABEL, namespace_refusal
 
 
@@ -86,15 +85,19 @@ def run(module):
     """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
     (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
-    api, version = kube_client.module_api_client(module, check=True)
-    labels, exists = {}, True
     try:
-        namespace = kube_client.k8s_client.CoreV1Api(api).read_namespace(params["namespace"])
-        labels = namespace.metadata.labels or {}
-    except kube_client.ApiException as exc:
-        if exc.status != 404:
-            module.fail_json(msg=f"cannot read namespace {params['namespace']!r}: {exc.status} {exc.reason}")
-        exists = False
+        client = engine_client.connect(params["kubeconfig"], params["context"], check=False)
+        version = client.request("GET", "/version").get("gitVersion")
+    except engine_client.ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
+    except ApiError as exc:
+        module.fail_json(msg=f"cluster unreachable ({client.where}, server {client.server}): {exc}")
+    try:
+        namespace = client.get_or_none("Namespace", params["namespace"])
+    except ApiError as exc:
+        module.fail_json(msg=f"cannot read namespace {params['namespace']!r}: {exc}")
+    exists = namespace is not None
+    labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
     refusal = namespace_refusal(params["namespace"], exists, labels, params["allow_missing"])
     if refusal:
         module.fail_json(msg=refusal, exists=exists, opted_in=False)
@@ -104,7 +107,7 @@ def run(module):
         if kind not in KINDS or not KINDS[kind][2]:
             module.fail_json(msg=f"workload {ref!r}: kind {kind!r} is not a namespaced kind opsdrill knows "
                                  f"({', '.join(k for k, v in KINDS.items() if v[2])})")
-        status, _body = kube_client.raw_get(api, resource_path(kind, params["namespace"], name))
+        status, _body = client.get_status(resource_path(kind, params["namespace"], name))
         if status == 404:
             missing.append(ref)
         elif status != 200:

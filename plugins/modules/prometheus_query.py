@@ -79,7 +79,6 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
 
@@ -100,10 +99,13 @@ def run(module):
     """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
     (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
-    api = None
+    client = None
     if not params["prometheus"].startswith(("http://", "https://")):
-        api, _version = kube_client.module_api_client(module)
-    status, body = prometheus_get(api, params["namespace"], params["prometheus"], params["path"], params["query"])
+        try:
+            client = engine_client.connect(params["kubeconfig"], params["context"], check=False)
+        except engine_client.ClusterUnreachable as exc:
+            module.fail_json(msg=str(exc))
+    status, body = prometheus_get(client, params["namespace"], params["prometheus"], params["path"], params["query"])
     result = {"changed": False, "status": status, "alert_rules": [], "alerts_firing": [], "alerts_pending": []}
     try:
         payload = json.loads(body)

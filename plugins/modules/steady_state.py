@@ -130,7 +130,6 @@ pods_ready:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
-from ansible_collections.opsdrill.drills.plugins.module_utils import kube_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
 
@@ -153,34 +152,36 @@ SPEC = dict(
 )
 
 
-def check(api, params):
+def _ready(pod):
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def check(client, params):
     """One look: ``{healthy, problems, alerts_firing, alerts_pending, pods_ready}``."""
     namespace = params["namespace"]
     try:
-        apps = kube_client.k8s_client.AppsV1Api(api)
-        core = kube_client.k8s_client.CoreV1Api(api)
-        deployments = api.sanitize_for_serialization(
-            apps.list_namespaced_deployment(namespace, label_selector=params["label_selector"], _request_timeout=10).items)
-        pods = core.list_namespaced_pod(namespace, label_selector=params["label_selector"], _request_timeout=10).items
+        deployments = client.list("Deployment", namespace, label_selector=params["label_selector"])
+        pods = client.list("Pod", namespace, label_selector=params["label_selector"])
     except Exception as exc:
         return dict(healthy=False, problems=[f"API error: {exc}"], alerts_firing=[], alerts_pending=[], pods_ready="?")
 
     problems = steady_state.deployment_problems(deployments)
     if not deployments:
         problems.append(f"no Deployments match {params['label_selector']} in namespace {namespace}")
-    ready = sum(1 for pod in pods if any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])))
+    ready = sum(1 for pod in pods if _ready(pod))
 
     results = []
     for item in params["health_services"]:
         service, _sep, port = item.partition(":")
-        status, body = kube_client.raw_get(api, kube_client.service_proxy_path(namespace, service, port or "80", "/health"))
+        status, body = client.get_status(engine_client.service_proxy_path(namespace, service, port or "80", "/health"))
         results.append({"name": service, "status": status, "body": body})
     problems += steady_state.health_problems(results)
 
     firing, pending = [], []
     if params["prometheus"]:
         try:
-            status, body = prometheus_get(api, namespace, params["prometheus"], "/api/v1/alerts")
+            status, body = prometheus_get(client, namespace, params["prometheus"], "/api/v1/alerts")
             if status != 200:
                 problems.append(f"Prometheus alerts API answered {status}")
             else:
@@ -197,13 +198,16 @@ def run(module):
     """The module's work. ``module`` is an AnsibleModule, or the in-process stand-in
     (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
-    api, _version = kube_client.module_api_client(module)
+    try:
+        client = engine_client.connect(params["kubeconfig"], params["context"], timeout=10, check=False)
+    except engine_client.ClusterUnreachable as exc:
+        module.fail_json(msg=str(exc))
     if params["timeout_at"] is None:
-        module.exit_json(changed=False, **check(api, params))
+        module.exit_json(changed=False, **check(client, params))
     # Wait here until the steady state has held for hold_s with at least min_checks
     # healthy looks in a row; a relapse starts the hold again.
     hold = steady_state.Hold(params["hold_s"], params["min_checks"])
-    result = steady_state.wait_until_held(lambda: check(api, params), hold, params["timeout_at"],
+    result = steady_state.wait_until_held(lambda: check(client, params), hold, params["timeout_at"],
                                           params["begin_by"], params["poll_s"])
     result.update(healthy=hold.held, healthy_since=hold.since if hold.held else None, held_s=hold.held_s, checks=hold.checks,
                   relapses=hold.relapses)

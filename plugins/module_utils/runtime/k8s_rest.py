@@ -339,6 +339,14 @@ class Client:
             return text
         return json.loads(text) if text else {}
 
+    def get_status(self, path, query=None):
+        """GET a path whose answer is not the API's own (a service behind the proxy):
+        ``(status, body text)``; status 0 when the API server is unreachable."""
+        try:
+            return 200, self.request("GET", path, query=query, raw=True)
+        except ApiError as exc:
+            return exc.status, exc.message if exc.body is None else json.dumps(exc.body)
+
     # -- verbs -------------------------------------------------------------------------
 
     def _ns(self, kind, namespace):

@@ -12,6 +12,7 @@ everything, the 24 faults take 1.5 to 6 minutes each.
 """
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -137,6 +138,8 @@ class DrillResult:
     rc: int = -1
     wall_s: float = 0.0
     inject_latency_s: float | None = None
+    # set_stats of the run (what AWX shows as the job's artifacts)
+    stats: dict = field(default_factory=dict)
     symptom_s: float | None = None            # seen by this monitor (kubectl)
     symptom_engine_s: float | None = None     # symptom_observed in the timeline
     symptom_within_s: int | None = None
@@ -219,11 +222,76 @@ def _first(events, name, by=None):
     return None
 
 
+class PlaybookRun:
+    """One ansible-playbook run through ansible-runner's Python API, as AWX runs a job:
+    extra variables in the runner's ``env/extravars``, its events (task starts with their
+    times, ``set_stats`` in the stats event), its stdout and its exit status."""
+
+    def __init__(self, playbook, extravars, private_dir, log_path, envvars=None, cmdline=None):
+        import ansible_runner  # the harness's dependency, not the collection's
+        self.log_path = Path(log_path)
+        self.events = []
+        env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
+               "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")])}
+        env.update(envvars or {})
+        private_dir = Path(private_dir)
+        private_dir.mkdir(parents=True, exist_ok=True)
+        self.thread, self.runner = ansible_runner.run_async(
+            private_data_dir=str(private_dir), project_dir=str(REPO), playbook=playbook,
+            extravars=extravars, envvars=env, cmdline=cmdline, quiet=True,
+            event_handler=self._event, settings={"suppress_env_files": True})
+
+    def _event(self, event):
+        self.events.append(event)
+        return True
+
+    def running(self):
+        return self.thread.is_alive()
+
+    def finish(self):
+        """Wait for the end; write the run's stdout to the log; the exit status."""
+        self.thread.join()
+        stdout = self.runner.stdout
+        self.log_path.write_text(stdout.read() if stdout else "", encoding="utf-8")
+        return self.runner.rc
+
+    def task_starts(self, suffix):
+        """Epoch seconds at which tasks whose name ends with ``suffix`` started."""
+        return [_epoch(e["created"]) for e in self.events
+                if e.get("event") == "playbook_on_task_start"
+                and (e.get("event_data") or {}).get("task", "").endswith(suffix)]
+
+    @property
+    def stats(self):
+        """What ``set_stats`` published (AWX shows it as the job's artifacts)."""
+        for event in self.events:
+            if event.get("event") == "playbook_on_stats":
+                return (event.get("event_data") or {}).get("artifact_data") or {}
+        return {}
+
+    def stdout_until(self, epoch):
+        """The job's output as AWX shows it while it runs: every event created before ``epoch``."""
+        return "\n".join(e.get("stdout") or "" for e in self.events if _epoch(e["created"]) < epoch)
+
+    def event_data_until(self, epoch):
+        """Every event's data created before ``epoch`` (AWX keeps it for job viewers), as JSON."""
+        return "\n".join(json.dumps(e.get("event_data") or {}) for e in self.events
+                         if _epoch(e["created"]) < epoch)
+
+
+def _epoch(created):
+    """An event's ``created`` (ISO 8601, UTC) as epoch seconds."""
+    moment = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
 class DrillRunner:
     """Runs one fault in one namespace and watches it."""
 
     def __init__(self, key, namespace, lab, output_dir, response_window_s=0, poll_s=2.0,
-                 extra_vars=None, log=print, catalog_paths=None):
+                 extra_vars=None, log=print, catalog_paths=None, envvars=None, cmdline=None):
         self.key = key
         self.scenario, self.variant, self.fault = key.split("/")
         self.namespace = namespace
@@ -237,6 +305,10 @@ class DrillRunner:
         self.response_window_s = response_window_s
         self.poll_s = poll_s
         self.extra_vars = extra_vars or {}
+        # What a credential or a job template would add: environment, ansible-playbook options.
+        self.envvars = envvars or {}
+        self.cmdline = cmdline
+        self.run = None
         self.say = log
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.drill_id = "%s-%s-%s" % (namespace, self.fault.replace("_", "-"), stamp)
@@ -286,22 +358,21 @@ class DrillRunner:
             return {}
 
     # -- the run ------------------------------------------------------------------------
-    def command(self):
+    def playbook(self):
+        """The playbook and its extra variables (typed, as AWX passes a survey's answers)."""
+        extravars = {"drill_namespace": self.namespace, "variant": self.variant, "fault": self.fault,
+                     "response_window_s": self.response_window_s,
+                     # No team writes a post-mortem here (test_incident_desk.py does, and sets it).
+                     "postmortem_window_s": 0, "drill_id": self.drill_id,
+                     "drill_artifacts_base": str(self.artifacts_base),
+                     "drill_engine_deploy_repo_base": str(self.deploy_repo_base)}
         if self.catalog_paths:
-            playbook = ["drill.yml", "-e", "scenario=%s" % self.scenario,
-                        "-e", json.dumps({"opsdrill_catalog_paths": self.catalog_paths})]
+            playbook = "drill.yml"
+            extravars.update(scenario=self.scenario, opsdrill_catalog_paths=self.catalog_paths)
         else:
-            playbook = [catalog.playbook_of(self.scenario)]
-        argv = [str(VENV_BIN / "ansible-playbook") if (VENV_BIN / "ansible-playbook").exists() else "ansible-playbook",
-                *playbook, "-e", "drill_namespace=%s" % self.namespace, "-e", "variant=%s" % self.variant,
-                "-e", "fault=%s" % self.fault, "-e", "response_window_s=%d" % self.response_window_s,
-                # No team writes a post-mortem here (test_incident_desk.py does, and sets it).
-                "-e", "postmortem_window_s=%s" % self.extra_vars.get("postmortem_window_s", 0),
-                "-e", "drill_id=%s" % self.drill_id, "-e", "drill_artifacts_base=%s" % self.artifacts_base,
-                "-e", "drill_engine_deploy_repo_base=%s" % self.deploy_repo_base]
-        for name, value in self.extra_vars.items():
-            argv += ["-e", "%s=%s" % (name, value)]
-        return argv
+            playbook = catalog.playbook_of(self.scenario)
+        extravars.update(self.extra_vars)
+        return playbook, extravars
 
     def run(self):
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -309,58 +380,54 @@ class DrillRunner:
                              symptom_within_s=self.entry["symptom"]["within_s"],
                              alert_within_s=self.entry["alert_within_s"])
         log_path = self.output_dir / ("%s.log" % self.drill_id)
-        times_path = self.output_dir / ("%s.tasks.jsonl" % self.drill_id)
         result.log = str(log_path)
         result.artifacts_dir = str(self.artifacts_dir)
         result.audit_log = self.lab.get("audit_log") or ""
-        env = dict(os.environ,
-                   ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_CALLBACKS_ENABLED="opsdrill.drills.drill_scorecard,opsdrill_task_times",
-                   ANSIBLE_CALLBACK_PLUGINS=str(HERE / "callback_plugins"),
-                   ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1",
-                   OPSDRILL_TASK_TIMES=str(times_path))
+        envvars = dict(self.envvars)
         if os.environ.get("OPSDRILL_KUBECONFIG"):
-            env["K8S_AUTH_KUBECONFIG"] = os.environ["OPSDRILL_KUBECONFIG"]
+            envvars["K8S_AUTH_KUBECONFIG"] = os.environ["OPSDRILL_KUBECONFIG"]
         started = time.time()
         self.say("[%s] %s: starting drill %s" % (self.namespace, self.key, self.drill_id))
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(self.command(), cwd=str(REPO), env=env, stdout=log, stderr=subprocess.STDOUT)
-            baseline, injected, watching, first_seen = None, None, True, None
-            while proc.poll() is None:
-                events = _timeline(self.artifacts_dir)
-                names = [e["event"] for e in events]
-                if baseline is None and "snapshot_taken" in names:
-                    baseline = self._restart_baseline()
-                if injected is None and "fault_injected" in names:
-                    injected = _first(events, "fault_injected")["epoch"]
-                if "rollback_finished" in names:
-                    watching = False  # the fault is gone from here on
-                if injected is not None and watching:
-                    now = time.time()
-                    try:
-                        if result.symptom_s is None:
-                            # Seen twice, CONFIRM_S apart: a rolling restart's gap is no symptom.
-                            if not self._symptom(injected, baseline or {}):
-                                first_seen = None
-                            elif first_seen is None:
-                                first_seen = now
-                            elif now - first_seen >= CONFIRM_S:
-                                result.symptom_s = round(first_seen - injected, 1)
-                                self.say("[%s] %s: symptom seen after %.1f s (still there %.0f s later)"
-                                         % (self.namespace, self.key, result.symptom_s, now - first_seen))
-                        if result.alert_s is None and self._alert_firing(self.entry["alert"]):
-                            result.alert_s = round(now - injected, 1)
-                            result.alert_for_s = self._alert_for_s(self.entry["alert"])
-                            self.say("[%s] %s: %s firing after %.1f s"
-                                     % (self.namespace, self.key, self.entry["alert"], result.alert_s))
-                    except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
-                        self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
-                time.sleep(self.poll_s)
-            result.rc = proc.returncode
+        playbook, extravars = self.playbook()
+        run = PlaybookRun(playbook, extravars, self.output_dir / "runner" / self.drill_id, log_path,
+                          envvars=envvars, cmdline=self.cmdline)
+        baseline, injected, watching, first_seen = None, None, True, None
+        while run.running():
+            events = _timeline(self.artifacts_dir)
+            names = [e["event"] for e in events]
+            if baseline is None and "snapshot_taken" in names:
+                baseline = self._restart_baseline()
+            if injected is None and "fault_injected" in names:
+                injected = _first(events, "fault_injected")["epoch"]
+            if "rollback_finished" in names:
+                watching = False  # the fault is gone from here on
+            if injected is not None and watching:
+                now = time.time()
+                try:
+                    if result.symptom_s is None:
+                        # Seen twice, CONFIRM_S apart: a rolling restart's gap is no symptom.
+                        if not self._symptom(injected, baseline or {}):
+                            first_seen = None
+                        elif first_seen is None:
+                            first_seen = now
+                        elif now - first_seen >= CONFIRM_S:
+                            result.symptom_s = round(first_seen - injected, 1)
+                            self.say("[%s] %s: symptom seen after %.1f s (still there %.0f s later)"
+                                     % (self.namespace, self.key, result.symptom_s, now - first_seen))
+                    if result.alert_s is None and self._alert_firing(self.entry["alert"]):
+                        result.alert_s = round(now - injected, 1)
+                        result.alert_for_s = self._alert_for_s(self.entry["alert"])
+                        self.say("[%s] %s: %s firing after %.1f s"
+                                 % (self.namespace, self.key, self.entry["alert"], result.alert_s))
+                except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
+                    self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
+            time.sleep(self.poll_s)
+        result.rc = run.finish()
+        self.run = run
         if injected is not None and result.alert_s is None:
             self._alert_from_history(result, injected)
         result.wall_s = round(time.time() - started, 1)
-        self._collect(result, times_path)
+        self._collect(result, run)
         self._check_cluster(result)
         self.say("[%s] %s: rc=%d %s in %.0f s (symptom %s s, alert %s s, rollback->steady %s s)%s"
                  % (self.namespace, self.key, result.rc, result.verify, result.wall_s, result.symptom_s,
@@ -381,15 +448,14 @@ class DrillRunner:
         except (ApiError, subprocess.TimeoutExpired, ValueError) as exc:
             self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
 
-    def _collect(self, result, times_path):
+    def _collect(self, result, run):
         events = _timeline(self.artifacts_dir)
         result.events = events
         injected = _first(events, "fault_injected")
-        if injected and times_path.exists():
-            starts = [json.loads(line) for line in times_path.read_text().splitlines() if line.strip()]
-            task = [t for t in starts if t["task"].endswith("Inject the fault") and t["event"] == "start"]
-            if task:
-                result.inject_latency_s = round(injected["epoch"] - task[-1]["epoch"], 3)
+        starts = run.task_starts("Inject the fault")
+        if injected and starts:
+            result.inject_latency_s = round(injected["epoch"] - starts[-1], 3)
+        result.stats = run.stats
         for name, attr in (("symptom_observed", "symptom_engine_s"), ("alert_firing", "alert_engine_s")):
             event = _first(events, name)
             if event and injected:
