@@ -145,7 +145,9 @@ class Client(k8s_rest.Client):
             raise _api_error(exc, method, path)
         except urllib3.exceptions.HTTPError as exc:
             raise k8s_rest.ApiError(0, "Unreachable", "%s: %s" % (self.server, exc), method, path)
-        text = response.data.decode("utf-8") if response.data else ""
+        text = response.data or ""  # the package decodes the body already (bytes in older releases)
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
         if raw:
             return text
         return json.loads(text) if text else {}

@@ -60,6 +60,7 @@ _collection_path()
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils import detect  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot  # noqa: E402
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import ApiError  # noqa: E402
 from ansible_collections.opsdrill.drills.plugins.module_utils.scoring import timeutil  # noqa: E402
 
@@ -86,10 +87,11 @@ def require_lab():
 # --------------------------------------------------------------------------------------
 # kubectl as the client of detect.ClusterView
 
-class KubectlClient:
-    """The few k8s_rest.Client calls ClusterView makes, answered by kubectl."""
+class KubectlClient(k8s_rest.Client):
+    """The few k8s_rest.Client calls ClusterView makes, answered by kubectl (what is not
+    overridden here goes through ``request``)."""
 
-    def __init__(self, kubectl, kubeconfig):
+    def __init__(self, kubectl, kubeconfig):  # pylint: disable=super-init-not-called
         self.kubectl = kubectl
         self.kubeconfig = kubeconfig
 
@@ -227,7 +229,7 @@ class PlaybookRun:
     extra variables in the runner's ``env/extravars``, its events (task starts with their
     times, ``set_stats`` in the stats event), its stdout and its exit status."""
 
-    def __init__(self, playbook, extravars, private_dir, log_path, envvars=None, cmdline=None):
+    def __init__(self, playbook, extravars, private_dir, log_path, envvars=None, inventory=None):
         import ansible_runner  # the harness's dependency, not the collection's
         self.log_path = Path(log_path)
         self.events = []
@@ -238,7 +240,7 @@ class PlaybookRun:
         private_dir.mkdir(parents=True, exist_ok=True)
         self.thread, self.runner = ansible_runner.run_async(
             private_data_dir=str(private_dir), project_dir=str(REPO), playbook=playbook,
-            extravars=extravars, envvars=env, cmdline=cmdline, quiet=True,
+            extravars=extravars, envvars=env, inventory=inventory, quiet=True,
             event_handler=self._event, settings={"suppress_env_files": True})
 
     def _event(self, event):
@@ -291,7 +293,7 @@ class DrillRunner:
     """Runs one fault in one namespace and watches it."""
 
     def __init__(self, key, namespace, lab, output_dir, response_window_s=0, poll_s=2.0,
-                 extra_vars=None, log=print, catalog_paths=None, envvars=None, cmdline=None):
+                 extra_vars=None, log=print, catalog_paths=None, envvars=None, inventory=None, generic=False):
         self.key = key
         self.scenario, self.variant, self.fault = key.split("/")
         self.namespace = namespace
@@ -307,8 +309,10 @@ class DrillRunner:
         self.extra_vars = extra_vars or {}
         # What a credential or a job template would add: environment, ansible-playbook options.
         self.envvars = envvars or {}
-        self.cmdline = cmdline
-        self.run = None
+        self.inventory = inventory
+        # The generic drill.yml with -e scenario (what AWX's drill job template runs).
+        self.generic = generic or bool(self.catalog_paths)
+        self.playbook_run = None
         self.say = log
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         self.drill_id = "%s-%s-%s" % (namespace, self.fault.replace("_", "-"), stamp)
@@ -366,9 +370,11 @@ class DrillRunner:
                      "postmortem_window_s": 0, "drill_id": self.drill_id,
                      "drill_artifacts_base": str(self.artifacts_base),
                      "drill_engine_deploy_repo_base": str(self.deploy_repo_base)}
-        if self.catalog_paths:
+        if self.generic:
             playbook = "drill.yml"
-            extravars.update(scenario=self.scenario, opsdrill_catalog_paths=self.catalog_paths)
+            extravars["scenario"] = self.scenario
+            if self.catalog_paths:
+                extravars["opsdrill_catalog_paths"] = self.catalog_paths
         else:
             playbook = catalog.playbook_of(self.scenario)
         extravars.update(self.extra_vars)
@@ -390,7 +396,7 @@ class DrillRunner:
         self.say("[%s] %s: starting drill %s" % (self.namespace, self.key, self.drill_id))
         playbook, extravars = self.playbook()
         run = PlaybookRun(playbook, extravars, self.output_dir / "runner" / self.drill_id, log_path,
-                          envvars=envvars, cmdline=self.cmdline)
+                          envvars=envvars, inventory=self.inventory)
         baseline, injected, watching, first_seen = None, None, True, None
         while run.running():
             events = _timeline(self.artifacts_dir)
@@ -423,7 +429,7 @@ class DrillRunner:
                     self.say("[%s] %s: monitor: %s" % (self.namespace, self.key, exc))
             time.sleep(self.poll_s)
         result.rc = run.finish()
-        self.run = run
+        self.playbook_run = run
         if injected is not None and result.alert_s is None:
             self._alert_from_history(result, injected)
         result.wall_s = round(time.time() - started, 1)
