@@ -4,14 +4,16 @@
 """The AWX survey of the drill job template, built from the catalog.
 
     from ansible_collections.opsdrill.drills.plugins.module_utils import awx_survey, catalog
-    spec = awx_survey.survey_spec(catalog.load(), options=..., limits=..., defaults={"scenario": "outage"})
+    spec = awx_survey.survey_spec(catalog.load(), options, limits, defaults={"scenario": "outage"})
 
 Each question's variable is a command-line variable of playbooks/drill.yml, so that AWX
 passes the answers as the extra vars the drill validates. The choices come from the
 catalog: scenario ids, the variants of every scenario (an AWX survey cannot make one
 answer depend on another; the drill refuses a variant its scenario does not have), and
 the fault names of every scenario. Variant and fault are optional: left empty the drill
-picks among the scenario's faults by the seed, and the fault stays hidden.
+picks among the scenario's faults by the seed, and the fault stays hidden. The other
+questions are required, their default answer the playbook's own default (``options``), so
+that a launch without a prompt (a schedule, a workflow node) passes valid values.
 """
 from __future__ import annotations
 
@@ -30,13 +32,10 @@ QUESTIONS = {
               "Empty (recommended): the drill picks a fault by the seed and only the trainer's briefing names it. "
               "A fault of another scenario or variant is refused.", False),
     "drill_namespace": ("text", "Drill namespace",
-                        "The namespace of the team's stack (labelled opsdrill.io/drill-target=true); "
-                        "empty: the drill playbook's default.", False),
+                        "The namespace of the team's stack (labelled opsdrill.io/drill-target=true).", True),
     "response_window_s": ("integer", "Response window (s)",
-                          "Seconds the team has after the alert fires; empty: the drill playbook's default.", False),
-    "drill_seed": ("integer", "Seed",
-                   "Seed of the fault pick; empty or 0 draws one (the scorecard records it to repeat the drill).",
-                   False),
+                          "Seconds the team has after the alert fires to restore the steady state.", True),
+    "drill_seed": ("integer", "Seed", "Seed of the fault pick; 0 draws one (the drill records it).", True),
 }
 
 
@@ -77,37 +76,36 @@ def _question(variable, cat, options, limits, defaults):
     if kind == "multiplechoice":
         question["choices"] = {"scenario": cat.scenario_ids, "variant": lambda: variant_names(cat),
                                "fault": lambda: fault_names(cat)}[variable]()
-    if variable in defaults and defaults[variable] not in (None, ""):
-        value = defaults[variable]
-        if kind == "multiplechoice" and value not in question["choices"]:
-            raise SurveyError("default %s=%r is not a choice; choices: %s"
-                              % (variable, value, ", ".join(question["choices"])))
-        question["default"] = value
-    else:
-        # No default: AWX leaves an unanswered optional question out of the extra vars,
-        # so the drill playbook's own default applies.
-        question["default"] = ""
+    value = defaults.get(variable, ((options or {}).get(variable) or {}).get("default"))
+    if value in (None, ""):
+        # AWX's "no default"; an empty variant or fault is the drill's own default (it picks).
+        value = ""
+    elif kind == "multiplechoice" and value not in question["choices"]:
+        raise SurveyError("default %s=%r is not a choice; choices: %s"
+                          % (variable, value, ", ".join(question["choices"])))
+    question["default"] = value
     return question
 
 
-def survey_spec(cat, options=None, limits=None, defaults=None, variables=None,
-                name="opsdrill drill", description="The drill's command-line variables (playbooks/drill.yml)."):
-    """The AWX ``survey_spec`` of the drill job template.
+def survey_spec(cat, options=None, limits=None, defaults=None, variables=None, name="opsdrill drill",
+                description="The playbook's command-line variables."):
+    """The AWX ``survey_spec`` of a job template of an opsdrill playbook (the drill's by default).
 
-    ``cat``: a loaded catalog; ``options``: the drill playbook's options (``forwards``:
-    the role variable), to check the names and find the limits; ``limits``: variable ->
-    {min, max} (``opsdrill_inputs_limits``); ``defaults``: variable -> default answer;
-    ``variables``: the questions to ask, in QUESTIONS order (default all)."""
+    ``cat``: a loaded catalog; ``options``: the playbook's options as ``inputs.playbook_options``
+    resolves them (``forwards``: the role variable; ``default``), to check the names, find the
+    limits and the default answers; ``limits``: variable -> {min, max}
+    (``opsdrill_inputs_limits``); ``defaults``: variable -> default answer, over the
+    playbook's; ``variables``: the questions to ask, in QUESTIONS order (default all)."""
     defaults = dict(defaults or {})
     variables = list(QUESTIONS) if variables is None else list(variables)
     unknown = sorted(set(variables) - set(QUESTIONS)) + sorted(set(defaults) - set(variables))
     if unknown:
         raise SurveyError("no survey question for %s; questions: %s" % (", ".join(unknown), ", ".join(variables)))
     if options is not None:
-        # The drill refuses unknown extra vars: a question must be one of its variables.
+        # The playbooks refuse unknown extra vars: a question must be one of their variables.
         missing = [v for v in variables if v not in options]
         if missing:
-            raise SurveyError("%s: not a variable of the drill playbook" % ", ".join(missing))
+            raise SurveyError("%s: not a variable of the playbook" % ", ".join(missing))
     ordered = [v for v in QUESTIONS if v in variables]
     return {"name": name, "description": description,
             "spec": [_question(v, cat, options, limits, defaults) for v in ordered]}

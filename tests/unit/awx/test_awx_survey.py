@@ -1,6 +1,7 @@
 """The AWX survey of the drill job template (plugins/module_utils/awx_survey.py, filter
-opsdrill.drills.awx_survey_spec): its choices are the catalog's, its variables the drill
-playbook's. Expected values are read here from the catalog and inputs files with yaml."""
+opsdrill.drills.awx_survey_spec): its choices are the catalog's, its variables, limits and
+default answers the drill playbook's. Expected values are read here from the catalog, the
+inputs file and the roles' argument specs with yaml."""
 import os
 
 import pytest
@@ -28,9 +29,20 @@ FAULTS = FAULTS["faults"] if isinstance(FAULTS, dict) else FAULTS
 
 
 def _spec(paths=(), **kwargs):
-    kwargs.setdefault("options", DRILL_OPTIONS)
-    kwargs.setdefault("limits", LIMITS)
     return awx_survey_spec(list(paths), **kwargs)
+
+
+def _role_default(playbook, variable):
+    """The default of a playbook variable: its own, else that of the role variable it forwards to."""
+    spec = INPUTS["opsdrill_inputs_playbooks"][playbook]
+    option = spec["options"][variable]
+    if "default" in option or "forwards" not in option:
+        return option.get("default")
+    for role in spec["roles"]:
+        for entry in _yaml("roles", role, "meta", "argument_specs.yml")["argument_specs"].values():
+            if option["forwards"] in entry.get("options", {}):
+                return entry["options"][option["forwards"]].get("default")
+    raise AssertionError("%s forwards to an unknown variable" % variable)
 
 
 def _questions(spec):
@@ -77,7 +89,16 @@ def test_variant_and_fault_may_be_left_empty_so_the_drill_picks():
         assert questions[variable]["type"] == "multiplechoice"
         assert questions[variable]["required"] is False
         assert questions[variable]["default"] == ""
-    assert questions["scenario"]["required"] is True
+
+
+def test_other_questions_are_required_and_default_to_the_playbooks_defaults():
+    questions = _questions(_spec())
+    for variable in ("scenario", "drill_namespace", "response_window_s", "drill_seed"):
+        assert questions[variable]["required"] is True
+        assert questions[variable]["default"] == _role_default("drill", variable)
+    for playbook in ("setup", "rollback", "teardown"):
+        (question,) = _spec(playbook=playbook, variables=["drill_namespace"])["spec"]
+        assert question["default"] == _role_default(playbook, "drill_namespace")
 
 
 def test_defaults_are_answers_and_must_be_choices():
@@ -95,9 +116,11 @@ def test_a_subset_keeps_the_survey_order():
     assert [q["variable"] for q in spec["spec"]] == ["scenario", "drill_namespace"]
 
 
-def test_a_question_the_drill_does_not_take_is_refused():
-    with pytest.raises(AnsibleFilterError, match="not a variable of the drill playbook"):
-        _spec(options={k: v for k, v in DRILL_OPTIONS.items() if k != "drill_seed"})
+def test_a_question_the_playbook_does_not_take_is_refused():
+    with pytest.raises(AnsibleFilterError, match="scenario: not a variable of the playbook"):
+        _spec(playbook="setup", variables=["scenario", "drill_namespace"])
+    with pytest.raises(AnsibleFilterError, match="playbook must be one of"):
+        _spec(playbook="nope")
     with pytest.raises(awx_survey.SurveyError, match="no survey question for target"):
         awx_survey.survey_spec(catalog.load(), variables=["target"])
     with pytest.raises(AnsibleFilterError, match="no survey question for fault"):
