@@ -6,32 +6,19 @@ command-line spec (playbooks/awx.yml); the logic is plugins/module_utils/awx_sur
 
 from __future__ import annotations
 
-import os
-
-import yaml
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import awx_survey, catalog, inputs
-
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-INPUTS_FILE = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "inputs.yml")
-
-
-def _yaml(path):
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
 
 
 def playbook_spec(playbook):
     """``(options, limits)`` of a playbook of playbooks/vars/inputs.yml, forwards resolved
     against its roles' argument specs, as validate_inputs resolves them."""
-    spec = _yaml(INPUTS_FILE)
+    spec = inputs.read_yaml(inputs.INPUTS_FILE)
     playbooks = spec["opsdrill_inputs_playbooks"]
     if playbook not in playbooks:
         raise AnsibleFilterError("awx_survey_spec: playbook must be one of %s, got %r" % (", ".join(playbooks), playbook))
-    roles = {role: inputs.role_options(_yaml(os.path.join(COLLECTION_ROOT, "roles", role, "meta", "argument_specs.yml")))
-             for role in playbooks[playbook]["roles"]}
+    roles = {role: inputs.collection_role_options(role) for role in playbooks[playbook]["roles"]}
     return inputs.playbook_options(playbooks[playbook], roles), spec["opsdrill_inputs_limits"]
 
 
