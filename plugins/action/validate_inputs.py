@@ -17,6 +17,7 @@ from ansible.utils.vars import load_extra_vars
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
 from ansible_collections.opsdrill.drills.plugins.module_utils import inputs
 
+
 def _fault_problems(scenario, values, catalog_paths, prefix=""):
     """Variant, fault and target against the catalog: one line naming the variable
     (``prefix`` + variant, fault, target)."""
