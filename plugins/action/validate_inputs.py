@@ -10,28 +10,12 @@ module_utils/inputs.py.
 """
 from __future__ import annotations
 
-import os
-
-import yaml
-
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import load_extra_vars
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import catalog
 from ansible_collections.opsdrill.drills.plugins.module_utils import inputs
-
-COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-INPUTS_FILE = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "inputs.yml")
-
-
-def _yaml(path):
-    with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def _role_options(role):
-    return inputs.role_options(_yaml(os.path.join(COLLECTION_ROOT, "roles", role, "meta", "argument_specs.yml")))
 
 
 def _fault_problems(scenario, values, catalog_paths, prefix=""):
@@ -63,7 +47,7 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self._task.args
-        spec = _yaml(INPUTS_FILE)
+        spec = inputs.read_yaml(inputs.INPUTS_FILE)
         limits = spec["opsdrill_inputs_limits"]
         checks = inputs.file_checks()
         values = {}
@@ -72,7 +56,7 @@ class ActionModule(ActionBase):
             prefix = role + "_"
             present = {name: self._templar.template(value) for name, value in task_vars.items()
                        if name.startswith(prefix)}
-            problems = inputs.validate_role_vars(role, present, _role_options(role), limits, checks)
+            problems = inputs.validate_role_vars(role, present, inputs.collection_role_options(role), limits, checks)
             if role == "drill_engine" and not problems and present.get("drill_engine_scenario"):
                 problems = _fault_problems(present["drill_engine_scenario"], present,
                                            present.get("drill_engine_catalog_paths"), prefix="drill_engine_")
@@ -81,7 +65,7 @@ class ActionModule(ActionBase):
             playbooks = spec["opsdrill_inputs_playbooks"]
             if name not in playbooks:
                 raise AnsibleError("validate_inputs: playbook must be one of %s, got %r" % (", ".join(playbooks), name))
-            roles = {role: _role_options(role) for role in playbooks[name]["roles"]}
+            roles = {role: inputs.collection_role_options(role) for role in playbooks[name]["roles"]}
             options = inputs.playbook_options(playbooks[name], roles)
             # The command line, plus the playbook's variables set elsewhere (an inventory's
             # group_vars, an AWX job template): those are validated as well, never refused.

@@ -41,6 +41,22 @@ PSEUDO_FILESYSTEMS = ("proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2"
                       "debugfs", "tracefs", "bpf", "configfs", "fusectl", "mqueue", "pstore")
 
 
+# The collection's own spec files, read on the controller (action and filter plugins).
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INPUTS_FILE = os.path.join(COLLECTION_ROOT, "playbooks", "vars", "inputs.yml")
+
+
+def read_yaml(path):
+    import yaml  # controller-side only, like the catalog's files
+    with open(path, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def collection_role_options(role):
+    """``role_options`` of a role of this collection (its ``meta/argument_specs.yml``)."""
+    return role_options(read_yaml(os.path.join(COLLECTION_ROOT, "roles", role, "meta", "argument_specs.yml")))
+
+
 class InputSpecError(ValueError):
     """The inputs spec itself is broken (a developer's error, not a user's)."""
 
