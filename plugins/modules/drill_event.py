@@ -78,7 +78,7 @@ timeline_file:
   returned: always
   type: str
 record:
-  description: The line written.
+  description: The line written, without its scenario, variant, fault and data (the job's viewers see task results; the file has them).
   returned: always
   type: dict
 files:

@@ -29,6 +29,8 @@ __all__ = [
 
 SCHEMA = 1
 FILENAME = "timeline.jsonl"
+# What the timeline file keeps but a task result does not show (record_event).
+CONCEALED = ("scenario", "variant", "fault", "data")
 # In drill order (docs/contracts.md section 3); drill_failed may come at any point.
 EVENTS = (
     "drill_started", "preflight_passed", "briefing_written", "snapshot_taken",
@@ -171,5 +173,8 @@ def record_event(params, check_mode=False):
         # The files first: the event says they are there.
         written = [write_private(artifacts_dir, name, text) for name, text in sorted(files.items())]
         append(artifacts_dir, record)
+    # The result leaves out which fault this is: under AWX every task's result is kept in
+    # the job's events, which the job's viewers read while the drill runs.
+    shown = {key: value for key, value in record.items() if key not in CONCEALED}
     return {"changed": not check_mode, "drill_artifacts_dir": artifacts_dir,
-            "timeline_file": os.path.join(artifacts_dir, FILENAME), "record": record, "files": written}
+            "timeline_file": os.path.join(artifacts_dir, FILENAME), "record": shown, "files": written}

@@ -21,8 +21,9 @@
 # keeps what later builds reuse: the base rootfs and layer
 # (base-<suite>-r<revision>-<mirror hash>/) and apt's lists and .deb cache (apt/).
 #
-# Images: pause (static, no base), and python, postgres, redis, prometheus and
-# alertmanager, each one delta layer over one shared debootstrap --variant=minbase
+# Images: pause (static, no base), and python, postgres, redis, prometheus,
+# alertmanager and ee (the execution environment drill pods run in: the pinned
+# Python requirements, image.json "inputs"), each one delta layer over one shared debootstrap --variant=minbase
 # layer (same digest in every archive). A delta is built by mounting an overlay
 # (lowerdir=base) in a private mount+pid namespace, installing packages in a
 # chroot of the merged tree, and packing the upperdir (overlay whiteouts become
@@ -47,7 +48,9 @@ security_mirror=${OPSDRILL_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-
 # Bump when the base recipe (build_base/configure_base) changes; the base
 # rootfs and its layer are cached separately from the images under this key.
 base_revision=2
-all_images=(pause python postgres redis prometheus alertmanager)
+all_images=(pause python postgres redis prometheus alertmanager ee)
+# The repository (or installed collection) root: image.json's "inputs" are paths from here.
+repo_root=$(cd "$here/../../.." && pwd)
 chroot_path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # cache_hit OUT KEY: OUT/.complete names KEY and every archive it lists exists
@@ -57,6 +60,11 @@ cache_hit() {
   while IFS=$'\t' read -r name ref archive; do
     [[ -s $archive ]] || return 1
   done <"$1/images.tsv"
+}
+
+# image_inputs IMAGE_JSON: the repository files (paths from its root) an image builds from.
+image_inputs() {
+  python3 -c 'import json, sys; print("\n".join(json.load(open(sys.argv[1])).get("inputs", [])))' "$1" | sed '/^$/d'
 }
 
 log() { printf '%s opsdrill-images: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
@@ -250,6 +258,7 @@ inputs_hash=$(
   {
     printf 'suite=%s mirror=%s security=%s base_revision=%s\n' "$suite" "$mirror" "$security_mirror" "$base_revision"
     find build_images.sh oci_pack.py pause.c images -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    for spec in images/*/image.json; do image_inputs "$spec"; done | LC_ALL=C sort -u | (cd "$repo_root" && xargs -r sha256sum)
   } | sha256sum | cut -c1-12
 )
 key="$version-$inputs_hash"
@@ -368,14 +377,17 @@ build_base() {
 
 # ---- deltas -----------------------------------------------------------------
 build_delta() {
-  local name=$1
+  local name=$1 input
   local d="$build/delta-$name"
-  rm -rf "$d" && mkdir -p "$d/upper" "$d/work" "$d/root"
+  rm -rf "$d" && mkdir -p "$d/upper" "$d/work" "$d/root" "$d/src"
+  # The image's directory plus the repository files its image.json names as inputs.
+  cp -a "$here/images/$name/." "$d/src/"
+  while read -r input; do cp "$repo_root/$input" "$d/src/"; done < <(image_inputs "$here/images/$name/image.json")
   if [[ $delta_mode == copy ]]; then
     cp -a "$base/rootfs/." "$d/root/"
   fi
   run_logged "$name" nsrun delta "$name" "$delta_mode" "$base/rootfs" "$d/root" "$d/upper" \
-    "$d/work" "$here/images/$name" "$apt_dir" "$d/meta"
+    "$d/work" "$d/src" "$apt_dir" "$d/meta"
   if [[ $delta_mode == overlay ]]; then
     pack layer "$d/upper" --mode overlay --blobs "$build/blobs" --json-out "$build/$name.layer.json" >/dev/null
   else

@@ -293,7 +293,8 @@ class DrillRunner:
     """Runs one fault in one namespace and watches it."""
 
     def __init__(self, key, namespace, lab, output_dir, response_window_s=0, poll_s=2.0,
-                 extra_vars=None, log=print, catalog_paths=None, envvars=None, inventory=None, generic=False):
+                 extra_vars=None, log=print, catalog_paths=None, envvars=None, inventory=None, generic=False,
+                 seed=None):
         self.key = key
         self.scenario, self.variant, self.fault = key.split("/")
         self.namespace = namespace
@@ -302,7 +303,9 @@ class DrillRunner:
         self.client = KubectlClient(lab["kubectl"], self.kubeconfig)
         # A team's own catalog files (its scenarios run through the generic drill.yml).
         self.catalog_paths = [str(p) for p in catalog_paths or []]
-        self.entry = catalog.lookup(self.scenario, self.variant, self.fault, paths=self.catalog_paths)
+        # "scenario/variant/" leaves the pick to the drill's seed: the fault is read from the
+        # drill's own timeline once it starts (as the trainer would, from the artifacts).
+        self.entry = self._lookup() if self.fault else None
         self.output_dir = Path(output_dir)
         self.response_window_s = response_window_s
         self.poll_s = poll_s
@@ -310,15 +313,30 @@ class DrillRunner:
         # What a credential or a job template would add: environment, ansible-playbook options.
         self.envvars = envvars or {}
         self.inventory = inventory
+        self.seed = seed
         # The generic drill.yml with -e scenario (what AWX's drill job template runs).
         self.generic = generic or bool(self.catalog_paths)
         self.playbook_run = None
         self.say = log
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.drill_id = "%s-%s-%s" % (namespace, self.fault.replace("_", "-"), stamp)
+        self.drill_id = "%s-%s-%s" % (namespace, (self.fault or "seeded").replace("_", "-"), stamp)
         self.artifacts_base = self.output_dir / "artifacts"
         self.artifacts_dir = self.artifacts_base / self.drill_id
         self.deploy_repo_base = self.output_dir / "deploy-repo"
+
+    def _lookup(self):
+        return catalog.lookup(self.scenario, self.variant, self.fault, paths=self.catalog_paths)
+
+    def _learn_fault(self, events, result):
+        """The seeded drill's fault, from its ``drill_started`` event."""
+        started = _first(events, "drill_started")
+        if self.entry is None and started and started.get("fault"):
+            self.fault = started["fault"]
+            self.key = "%s/%s/%s" % (self.scenario, self.variant, self.fault)
+            self.entry = self._lookup()
+            result.key = self.key
+            result.symptom_within_s = self.entry["symptom"]["within_s"]
+            result.alert_within_s = self.entry["alert_within_s"]
 
     # -- what the monitor sees ----------------------------------------------------------
     def _view(self, since=None, baseline=None):
@@ -370,6 +388,8 @@ class DrillRunner:
                      "postmortem_window_s": 0, "drill_id": self.drill_id,
                      "drill_artifacts_base": str(self.artifacts_base),
                      "drill_engine_deploy_repo_base": str(self.deploy_repo_base)}
+        if self.seed is not None:
+            extravars["drill_seed"] = self.seed
         if self.generic:
             playbook = "drill.yml"
             extravars["scenario"] = self.scenario
@@ -382,9 +402,10 @@ class DrillRunner:
 
     def run(self):
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        result = DrillResult(self.key, self.namespace, self.drill_id,
-                             symptom_within_s=self.entry["symptom"]["within_s"],
-                             alert_within_s=self.entry["alert_within_s"])
+        result = DrillResult(self.key, self.namespace, self.drill_id)
+        if self.entry is not None:
+            result.symptom_within_s = self.entry["symptom"]["within_s"]
+            result.alert_within_s = self.entry["alert_within_s"]
         log_path = self.output_dir / ("%s.log" % self.drill_id)
         result.log = str(log_path)
         result.artifacts_dir = str(self.artifacts_dir)
@@ -401,6 +422,7 @@ class DrillRunner:
         while run.running():
             events = _timeline(self.artifacts_dir)
             names = [e["event"] for e in events]
+            self._learn_fault(events, result)
             if baseline is None and "snapshot_taken" in names:
                 baseline = self._restart_baseline()
             if injected is None and "fault_injected" in names:
@@ -522,7 +544,7 @@ class DrillRunner:
         ``git log -p services/api-gateway`` finds), reverted by the rollback."""
         problems = []
         repo = self.deploy_repo_base / self.namespace
-        for step in self.entry["steps"]:
+        for step in (self.entry or {}).get("steps", []):
             message = (step.get("params") or {}).get("commit_message")
             if step["handler"] != "release" or not message:
                 continue

@@ -105,3 +105,17 @@ def test_one_bad_file_name_writes_none_of_the_files(tmp_path):
                          "artifacts_dir": str(tmp_path / "drill"), "artifacts_base": None,
                          "files": {"a.md": "x", "a/b": "y", "z.md": "z"}})
     assert not (tmp_path / "drill").exists()
+
+
+def test_the_result_does_not_name_the_fault_the_file_keeps(tmp_path):
+    """AWX keeps task results in the job's events for its viewers: the result leaves out
+    which fault this is and what it changed; the timeline file has it all."""
+    art = tmp_path / "drill"
+    data = {"key": "outage/resources/memory_limits", "operations": ["replace Deployment/backend-api"]}
+    result = tl.record_event({"event": "fault_injected", "drill": DRILL, "data": data, "at": None,
+                              "artifacts_dir": str(art), "artifacts_base": None})
+    shown = json.dumps(result)
+    assert "memory_limits" not in shown and "backend-api" not in shown and "resources" not in shown
+    assert result["record"]["event"] == "fault_injected" and result["record"]["drill_id"] == DRILL["drill_id"]
+    written = json.loads((art / "timeline.jsonl").read_text().splitlines()[0])
+    assert (written["fault"], written["variant"], written["data"]) == ("memory_limits", "resources", data)
