@@ -194,9 +194,11 @@ ns_delta() {
   chmod 0755 "$root/usr/sbin/policy-rc.d"
   mkdir -p "$root/tmp/opsdrill-image/out"
   cp -a "$image_dir/." "$root/tmp/opsdrill-image/"
+  # The host's CA bundle, for pip (a build-time file: /tmp/opsdrill-image goes before packing).
+  cp /etc/ssl/certs/ca-certificates.crt "$root/tmp/opsdrill-image/host-ca.pem"
   ns_chroot "$root" "
     cd /tmp/opsdrill-image
-    export OUT=/tmp/opsdrill-image/out
+    export OUT=/tmp/opsdrill-image/out PIP_CERT=/tmp/opsdrill-image/host-ca.pem
     apt-get $apt_opts update
     source ./setup.sh
   "
