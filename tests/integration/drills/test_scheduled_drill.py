@@ -50,13 +50,14 @@ def scheduled(lab, admin, drill_output):
     before = admin.json("get", kind, name, "-n", NAMESPACE)
     run = drill_runner.PlaybookRun("schedule.yml", {
         "drill_namespace": NAMESPACE, "drill_schedule_cron": "* * * * *",
-        "drill_schedule_drill_vars": DRILL_VARS,
-        "drill_schedule_project_host_path": str(drill_runner.REPO)},
+        "drill_schedule_drill_vars": DRILL_VARS},
         drill_output / "runner" / "schedule", drill_output / "schedule.log")
     assert run.finish() == 0, open(drill_output / "schedule.log").read()[-3000:]
+    scheduled_at = time.time() - 1  # the API server's seconds are whole
     say("CronJob created; waiting for it to fire (at the next minute)")
-    job = admin.wait_for("the CronJob's first Job", lambda: next(iter(admin.json(
-        "get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]), None),
+    job = admin.wait_for("the CronJob's first Job", lambda: next((
+        j for j in admin.json("get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]
+        if drill_runner._epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),  # pylint: disable=protected-access
         timeout=150, interval=1)
     # One drill is enough here: no second firing while this one runs or after.
     admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
@@ -64,7 +65,7 @@ def scheduled(lab, admin, drill_output):
     say("fired: Job %s" % job_name)
     done = admin.wait_for("Job %s to finish" % job_name, lambda: (lambda s: s if (s.get("succeeded") or s.get("failed")) else None)(
         admin.json("get", "job", job_name, "-n", control).get("status") or {}), timeout=420, interval=3)
-    log = admin.run("logs", "job/%s" % job_name, "-n", control, check=False).stdout
+    log = admin.run("logs", "job/%s" % job_name, "-n", control, "--all-containers=true", check=False).stdout
     (drill_output / "scheduled-drill-pod.log").write_text(log)
     yield {"job": job, "status": done, "log": log, "entry": entry, "before": before,
            "after": admin.json("get", kind, name, "-n", NAMESPACE), "control": control}
@@ -117,9 +118,9 @@ def test_the_scorecard_is_kept_on_the_desk(lab, admin, scheduled):
     drills = [d for d in answer["drills"] if d.get("drill_id", "").startswith(NAMESPACE + "-")]
     assert len(drills) == 1, answer
     drill_id = drills[0]["drill_id"]
-    reports = [(r.get("data") or {}).get("name") for r in desk.records(drill_id, token_of(trainer_kubeconfig))
-               if r["kind"] == "report"]
-    card_name = next(name for name in reports if name.endswith(".json"))
+    reports = {r["data"]["name"]: r["data"] for r in desk.records(drill_id, token_of(trainer_kubeconfig))
+               if r["kind"] == "report"}
+    card_name = next(name for name, report in reports.items() if report["content_type"] == "application/json")
     status, card = desk.call("GET", "/api/drills/%s/reports/%s" % (drill_id, card_name), token_of(trainer_kubeconfig))
     assert status == 200, card
     assert (card["drill"]["drill_id"], card["drill"]["fault"]) == (drill_id, DRILL_VARS["fault"])

@@ -14,14 +14,19 @@ ROLE = Path(__file__).resolve().parents[3] / "roles" / "drill_schedule"
 INPUTS = Path(__file__).resolve().parents[3] / "playbooks" / "vars" / "inputs.yml"
 
 
-def render(**overrides):
+def _text(**overrides):
     variables = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     variables.update(overrides, role_path=str(ROLE), ansible_search_path=[str(ROLE)])
     variables["_drill_schedule_control"] = snapshot.control_namespace(variables["drill_schedule_namespace"])
     loader = DataLoader()
     lookup = lookup_loader.get("template", loader=loader, templar=Templar(loader=loader, variables=variables))
-    text = lookup.run([str(ROLE / "templates" / "schedule.yaml.j2")], variables=variables)[0]
-    return {obj["kind"]: obj for obj in yaml.safe_load_all(text)}
+    return lookup.run([str(ROLE / "templates" / "schedule.yaml.j2")], variables=variables)[0]
+
+
+def render(**overrides):
+    """The CronJob and the drill variables' ConfigMap, by kind."""
+    return {obj["kind"]: obj for obj in yaml.safe_load_all(_text(**overrides))
+            if obj["metadata"]["name"] != "opsdrill-drill-project"}
 
 
 def test_a_git_project_is_cloned_and_the_drill_runs_as_the_runner_account():
@@ -49,13 +54,20 @@ def test_a_git_project_is_cloned_and_the_drill_runs_as_the_runner_account():
     assert extravars["drill_artifacts_base"].startswith("/runner/")
 
 
-def test_a_node_directory_is_mounted_read_only_instead_of_a_clone():
-    pod = render(drill_schedule_project_host_path="/srv/opsdrill")["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    assert "initContainers" not in pod
-    assert {"name": "project", "hostPath": {"path": "/srv/opsdrill", "type": "Directory"}} in pod["volumes"]
-    drill = pod["containers"][0]
-    assert "/srv/opsdrill" in drill["command"] and {"name": "project", "mountPath": "/srv/opsdrill", "readOnly": True} \
-        in drill["volumeMounts"]
+def test_without_a_git_url_the_project_travels_in_a_configmap():
+    """The scheduled version is what runs, and the pod passes the "restricted" Pod Security
+    Standard the control namespace enforces (no hostPath, seccomp, no root, no capability)."""
+    objects = render(_drill_schedule_project_archive="UFJPSkVDVA==")
+    archives = [o for o in yaml.safe_load_all(_text(_drill_schedule_project_archive="UFJPSkVDVA=="))
+                if o["metadata"]["name"] == "opsdrill-drill-project"]
+    assert archives[0]["binaryData"] == {"project.tar.gz": "UFJPSkVDVA=="}
+    pod = objects["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][:5] == ["tar", "-xzf", "/archive/project.tar.gz", "-C", "/project"]
+    assert {"name": "archive", "configMap": {"name": "opsdrill-drill-project"}} in pod["volumes"]
+    assert not [v for v in pod["volumes"] if "hostPath" in v]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in pod["initContainers"] + pod["containers"]:
+        assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
 def test_every_drill_variable_a_schedule_sets_for_the_pod_is_one_the_drill_playbook_takes():
