@@ -11,9 +11,16 @@ Two namespaces, side by side, each drilled by a ServiceAccount that holds only t
   extra variables, and the test reads what AWX would show: the job's output while it runs
   and the ``set_stats`` artifacts at the end.
 
-Independent checks: the API server's audit log says who made the drill's changes (the
-ServiceAccount, not the lab's admin), the cluster equals the snapshot, the steady state is
-back.
+* opsdrill-cron: no controller at all. A CronJob of roles/drill_schedule fires, its pod of
+  the lab's execution-environment image (localhost/opsdrill/ee:1) runs drill.yml with
+  ansible-runner as the ServiceAccount, and the scorecard is kept on the incident desk
+  after the pod is gone.
+
+All three run side by side (one set-up, then the drills together): CI pays for the
+slowest, not the sum. Independent checks: the API server's audit log says who made the
+drill's changes (the ServiceAccount, not the lab's admin) and when, the cluster equals the
+snapshot or this test's own copy, the steady state is back, the desk's archive is read with
+the lab trainer's token.
 """
 import base64
 import json
@@ -27,7 +34,7 @@ import pytest
 import yaml
 
 import drill_runner
-from ansible_collections.opsdrill.drills.plugins.module_utils import runner_access
+from desk_http import DeskHttp, token_of
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 pytestmark = pytest.mark.drill
@@ -37,6 +44,9 @@ EXEC = {"namespace": "opsdrill-exec", "key": "outage/configuration/secret_issues
 # The survey leaves the fault to the seed, as a trainer does who wants it hidden (a named
 # fault is in the job's extra variables for every viewer to read).
 AWX = {"namespace": "opsdrill-awx", "key": "error_spike/configuration/", "seed": 7}
+CRON = {"namespace": "opsdrill-cron", "key": "outage/configuration/secret_issues",
+        "drill_vars": {"scenario": "outage", "variant": "configuration", "fault": "secret_issues",
+                       "response_window_s": 0, "postmortem_window_s": 0}}
 MUTATING = {"create", "update", "patch", "delete", "deletecollection"}
 
 
@@ -54,10 +64,8 @@ def _lab_cluster(admin):
     return cluster["server"], ca
 
 
-def _grant(admin, namespace):
-    """The ServiceAccount and the collection's least-privilege RBAC; a token of it."""
-    for obj in runner_access.manifests(namespace, ACCOUNT):
-        admin.apply(json.dumps(obj))
+def _token(admin, namespace):
+    """A token of the ServiceAccount setup created with the least-privilege RBAC."""
     return admin.run("create", "token", ACCOUNT, "-n", snapshot.control_namespace(namespace),
                      "--duration=1h").stdout.strip()
 
@@ -91,6 +99,63 @@ def _awx_inventory():
                     "vars": lab_vars}}
 
 
+class _Failed:  # pylint: disable=too-few-public-methods
+    """What a drill thread raised; a test that reads it fails with it."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def __getitem__(self, key):
+        raise AssertionError("this drill did not run to its end: %r" % self.error)
+
+
+def _keep(results, name, run):
+    try:
+        results[name] = run()
+    except Exception as exc:  # pylint: disable=broad-except - reported by every test that uses it
+        say("%s: %r" % (name, exc))
+        results[name] = _Failed(exc)
+
+
+def _comparable(obj):
+    """What a drill must give back: the object without the server's bookkeeping."""
+    if obj is None:
+        return None
+    return {key: value for key, value in obj.items() if key not in ("metadata", "status")} | {
+        "labels": obj["metadata"].get("labels"), "annotations": obj["metadata"].get("annotations")}
+
+
+def _scheduled(admin, drill_output):
+    """The schedule's first drill, run to its end; what the test saw."""
+    namespace = CRON["namespace"]
+    control = snapshot.control_namespace(namespace)
+    entry = drill_runner.catalog.lookup(*CRON["key"].split("/"))
+    kind, name = entry["steps"][0]["object"].split("/", 1)
+    before = admin.json("get", kind, name, "-n", namespace)
+    run = drill_runner.PlaybookRun("schedule.yml", {
+        "drill_namespace": namespace, "drill_schedule_cron": "* * * * *",
+        "drill_schedule_drill_vars": CRON["drill_vars"]},
+        drill_output / "runner" / "schedule", drill_output / "schedule.log")
+    assert run.finish() == 0, open(drill_output / "schedule.log").read()[-3000:]
+    scheduled_at = time.time() - 1  # the API server's seconds are whole
+    say("CronJob created; waiting for it to fire (at the next minute)")
+    job = admin.wait_for("the CronJob's first Job", lambda: next((
+        j for j in admin.json("get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]
+        if drill_runner._epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),  # pylint: disable=protected-access
+        timeout=150, interval=1)
+    # One drill is enough here: no second firing while this one runs or after.
+    admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    job_name = job["metadata"]["name"]
+    say("fired: Job %s" % job_name)
+    done = admin.wait_for("Job %s to finish" % job_name, lambda: (lambda s: s if (s.get("succeeded") or s.get("failed")) else None)(
+        admin.json("get", "job", job_name, "-n", control).get("status") or {}), timeout=420, interval=3)
+    log = admin.run("logs", "job/%s" % job_name, "-n", control, "--all-containers=true", check=False).stdout
+    (drill_output / "scheduled-drill-pod.log").write_text(log)
+    return {"job": job, "status": done, "log": log, "entry": entry, "before": before,
+            "after": admin.json("get", kind, name, "-n", namespace), "control": control}
+
+
+
 @pytest.fixture(scope="module")
 def drills(lab, admin, drill_output, tmp_path_factory):
     """Both drills, side by side; their results by name."""
@@ -98,9 +163,11 @@ def drills(lab, admin, drill_output, tmp_path_factory):
     server, ca = _lab_cluster(admin)
     ca_path = work / "ca.crt"
     ca_path.write_bytes(ca)
-    setups = [threading.Thread(target=drill_runner.fresh_namespace,
-                               args=(admin, spec["namespace"], drill_output, say, {"incident_desk": "false"}))
-              for spec in (EXEC, AWX)]
+    # The scheduled drill keeps its reports on the desk; the others need none.
+    setups = [threading.Thread(target=drill_runner.fresh_namespace, args=(
+        admin, spec["namespace"], drill_output, say,
+        {"incident_desk": str(spec is CRON).lower(), "drill_runner_account": ACCOUNT}))
+        for spec in (EXEC, AWX, CRON)]
     for thread in setups:
         thread.start()
     for thread in setups:
@@ -110,23 +177,24 @@ def drills(lab, admin, drill_output, tmp_path_factory):
             EXEC["key"], EXEC["namespace"], lab, drill_output, log=say,
             extra_vars={"opsdrill_kubeconfig": ""},
             envvars={"K8S_AUTH_KUBECONFIG": str(_exec_kubeconfig(work, server, ca_path,
-                                                                 _grant(admin, EXEC["namespace"])))}),
+                                                                 _token(admin, EXEC["namespace"])))}),
         "awx": drill_runner.DrillRunner(
             AWX["key"], AWX["namespace"], lab, drill_output, log=say, generic=True, seed=AWX["seed"],
             inventory=_awx_inventory(),
-            envvars={"K8S_AUTH_HOST": server, "K8S_AUTH_API_KEY": _grant(admin, AWX["namespace"]),
+            envvars={"K8S_AUTH_HOST": server, "K8S_AUTH_API_KEY": _token(admin, AWX["namespace"]),
                      "K8S_AUTH_SSL_CA_CERT": str(ca_path), "K8S_AUTH_VERIFY_SSL": "True"}),
     }
     results = {}
-    threads = [threading.Thread(target=lambda n=name, r=runner: results.__setitem__(n, (r, r.run())))
+    threads = [threading.Thread(target=_keep, args=(results, name, lambda r=runner: (r, r.run())))
                for name, runner in runners.items()]
+    threads.append(threading.Thread(target=_keep, args=(results, "cron", lambda: _scheduled(admin, drill_output))))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     yield results
     if os.environ.get("OPSDRILL_DRILL_KEEP_NAMESPACES") != "1":
-        for spec in (EXEC, AWX):
+        for spec in (EXEC, AWX, CRON):
             drill_runner.delete_namespace(lab, spec["namespace"])
 
 
@@ -188,3 +256,60 @@ def test_awx_sees_the_scorecard_and_no_fault_before_the_drill_ends(drills):
     assert set(stats["opsdrill_scorecard"]) >= {"percent", "time_to_detect_s", "criteria", "result"}
     assert stats["opsdrill_drill"]["fault"] == fault  # after the end, the trainer may see it
     assert stats["opsdrill_drill"]["namespace"] == runner.namespace
+
+
+def test_the_cronjob_fires_a_drill_pod_that_passes(lab, admin, drills):
+    scheduled = drills["cron"]
+    assert scheduled["status"].get("succeeded") == 1, (scheduled["status"], scheduled["log"][-3000:])
+    assert "PLAY RECAP" in scheduled["log"] and "failed=0" in scheduled["log"], scheduled["log"][-3000:]
+    pod = admin.json("get", "pods", "-n", scheduled["control"], "-l",
+                     "job-name=%s" % scheduled["job"]["metadata"]["name"])["items"][0]
+    assert pod["spec"]["serviceAccountName"] == ACCOUNT
+    assert pod["spec"]["containers"][0]["image"] == "localhost/opsdrill/ee:1"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    # Rolled back: the fault's object is as it was, the stack steady.
+    assert _comparable(scheduled["after"]) == _comparable(scheduled["before"])
+    client = drill_runner.KubectlClient(lab["kubectl"], lab["admin_kubeconfig"])
+    assert not drill_runner.steady_problems(client, CRON["namespace"])
+
+
+def test_the_injection_came_from_the_pods_service_account(lab, drills):
+    """The audit log: the fault's change was made by the runner's ServiceAccount, this long
+    after the CronJob fired (the Job's creation)."""
+    scheduled = drills["cron"]
+    fired = drill_runner._epoch(scheduled["job"]["metadata"]["creationTimestamp"])  # pylint: disable=protected-access
+    kind, name = scheduled["entry"]["steps"][0]["object"].split("/", 1)
+    account = "system:serviceaccount:%s:%s" % (scheduled["control"], ACCOUNT)
+    changes = []
+    with open(lab["audit_log"], encoding="utf-8") as handle:
+        for line in handle:
+            if name not in line or '"ResponseComplete"' not in line:
+                continue
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            at = drill_runner._epoch(entry["requestReceivedTimestamp"])  # pylint: disable=protected-access
+            if (at >= fired and ref.get("namespace") == CRON["namespace"] and ref.get("name") == name
+                    and entry["verb"] in ("update", "patch")):
+                changes.append((at, entry["user"]["username"]))
+    assert changes, "no change of %s/%s in the audit log after the firing" % (kind, name)
+    injected_at, user = min(changes)
+    assert user == account, changes
+    say("CronJob fired -> fault injected: %.1f s" % (injected_at - fired))
+
+
+def test_the_scorecard_is_kept_on_the_desk(lab, admin, drills):
+    trainer_kubeconfig = sorted(lab["trainer_kubeconfigs"].values())[0]
+    desk = DeskHttp(lab, admin, CRON["namespace"])
+    status, answer = desk.call("GET", "/api/drills", token_of(trainer_kubeconfig))
+    assert status == 200, answer
+    drills = [d for d in answer["drills"] if d.get("drill_id", "").startswith(CRON["namespace"] + "-")]
+    assert len(drills) == 1, answer
+    drill_id = drills[0]["drill_id"]
+    reports = {r["data"]["name"]: r["data"] for r in desk.records(drill_id, token_of(trainer_kubeconfig))
+               if r["kind"] == "report"}
+    card_name = next(name for name, report in reports.items() if report["content_type"] == "application/json")
+    status, card = desk.call("GET", "/api/drills/%s/reports/%s" % (drill_id, card_name), token_of(trainer_kubeconfig))
+    assert status == 200, card
+    assert (card["drill"]["drill_id"], card["drill"]["fault"]) == (drill_id, CRON["drill_vars"]["fault"])
+    assert card["drill"]["result"] == "rolled_back"
+    assert card["totals"]["points_max"] == 100 and "time_to_detect" in card["metrics"]
