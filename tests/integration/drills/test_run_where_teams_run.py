@@ -112,7 +112,8 @@ class _Failed:  # pylint: disable=too-few-public-methods
 def _keep(results, name, run):
     try:
         results[name] = run()
-    except Exception as exc:  # pylint: disable=broad-except - reported by every test that uses it
+    except Exception as exc:  # pylint: disable=broad-except
+        # Reported by every test that reads this drill.
         say("%s: %r" % (name, exc))
         results[name] = _Failed(exc)
 
@@ -147,18 +148,21 @@ def _scheduled(admin, drill_output):
     admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
     job_name = job["metadata"]["name"]
     say("fired: Job %s" % job_name)
-    done = admin.wait_for("Job %s to finish" % job_name, lambda: (lambda s: s if (s.get("succeeded") or s.get("failed")) else None)(
-        admin.json("get", "job", job_name, "-n", control).get("status") or {}), timeout=420, interval=3)
+
+    def finished():
+        status = admin.json("get", "job", job_name, "-n", control).get("status") or {}
+        return status if status.get("succeeded") or status.get("failed") else None
+
+    done = admin.wait_for("Job %s to finish" % job_name, finished, timeout=420, interval=3)
     log = admin.run("logs", "job/%s" % job_name, "-n", control, "--all-containers=true", check=False).stdout
     (drill_output / "scheduled-drill-pod.log").write_text(log)
     return {"job": job, "status": done, "log": log, "entry": entry, "before": before,
             "after": admin.json("get", kind, name, "-n", namespace), "control": control}
 
 
-
 @pytest.fixture(scope="module")
 def drills(lab, admin, drill_output, tmp_path_factory):
-    """Both drills, side by side; their results by name."""
+    """The three drills, side by side; their results by name (exec, awx, cron)."""
     work = tmp_path_factory.mktemp("credentials")
     server, ca = _lab_cluster(admin)
     ca_path = work / "ca.crt"
