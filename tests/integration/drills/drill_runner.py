@@ -560,6 +560,59 @@ class DrillRunner:
         return problems
 
 
+def scheduled_drill(admin, namespace, key, drill_vars, output_dir, say=print):
+    """Schedule drills in ``namespace`` (set up, with the runner account) every minute with
+    schedule.yml, wait for the first to fire and end, suspend the schedule: what was seen -
+    the Job (its creation is the firing), its status and pods' log, the fault's object
+    before and after."""
+    control = snapshot.control_namespace(namespace)
+    entry = catalog.lookup(*key.split("/"))
+    kind, name = entry["steps"][0]["object"].split("/", 1)
+    before = admin.json("get", kind, name, "-n", namespace)
+    run = PlaybookRun("schedule.yml", {
+        "drill_namespace": namespace, "drill_schedule_cron": "* * * * *",
+        "drill_schedule_drill_vars": drill_vars},
+        output_dir / "runner" / ("schedule-" + namespace), output_dir / ("schedule-%s.log" % namespace))
+    assert run.finish() == 0, open(output_dir / ("schedule-%s.log" % namespace)).read()[-3000:]
+    scheduled_at = time.time() - 1  # the API server's seconds are whole
+    say("[%s] CronJob created; waiting for it to fire (at the next minute)" % namespace)
+    job = admin.wait_for("the CronJob's first Job", lambda: next((
+        j for j in admin.json("get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]
+        if _epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),
+        timeout=150, interval=1)
+    # One drill is enough here: no second firing while this one runs or after.
+    admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    job_name = job["metadata"]["name"]
+    say("[%s] fired: Job %s" % (namespace, job_name))
+
+    def finished():
+        status = admin.json("get", "job", job_name, "-n", control).get("status") or {}
+        return status if status.get("succeeded") or status.get("failed") else None
+
+    done = admin.wait_for("Job %s to finish" % job_name, finished, timeout=420, interval=3)
+    log = admin.run("logs", "job/%s" % job_name, "-n", control, "--all-containers=true", check=False).stdout
+    (output_dir / ("scheduled-drill-%s.log" % namespace)).write_text(log)
+    return {"job": job, "status": done, "log": log, "entry": entry, "before": before,
+            "after": admin.json("get", kind, name, "-n", namespace), "control": control}
+
+
+def audited_changes(audit_log, namespace, name, since):
+    """(epoch, user) of every update or patch of object ``name`` in ``namespace`` the API
+    server recorded from ``since`` on, oldest first."""
+    changes = []
+    with open(audit_log, encoding="utf-8") as handle:
+        for line in handle:
+            if name not in line or '"ResponseComplete"' not in line:
+                continue
+            entry = json.loads(line)
+            ref = entry.get("objectRef") or {}
+            at = _epoch(entry["requestReceivedTimestamp"])
+            if (at >= since and ref.get("namespace") == namespace and ref.get("name") == name
+                    and entry["verb"] in ("update", "patch")):
+                changes.append((at, entry["user"]["username"]))
+    return sorted(changes)
+
+
 def scrubbed_like(local, live):
     """A verified drill's local copy keeps Secret values as digests: compare live Secrets so."""
     if not local.get("secrets_scrubbed"):

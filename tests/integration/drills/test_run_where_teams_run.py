@@ -126,40 +126,6 @@ def _comparable(obj):
         "labels": obj["metadata"].get("labels"), "annotations": obj["metadata"].get("annotations")}
 
 
-def _scheduled(admin, drill_output):
-    """The schedule's first drill, run to its end; what the test saw."""
-    namespace = CRON["namespace"]
-    control = snapshot.control_namespace(namespace)
-    entry = drill_runner.catalog.lookup(*CRON["key"].split("/"))
-    kind, name = entry["steps"][0]["object"].split("/", 1)
-    before = admin.json("get", kind, name, "-n", namespace)
-    run = drill_runner.PlaybookRun("schedule.yml", {
-        "drill_namespace": namespace, "drill_schedule_cron": "* * * * *",
-        "drill_schedule_drill_vars": CRON["drill_vars"]},
-        drill_output / "runner" / "schedule", drill_output / "schedule.log")
-    assert run.finish() == 0, open(drill_output / "schedule.log").read()[-3000:]
-    scheduled_at = time.time() - 1  # the API server's seconds are whole
-    say("CronJob created; waiting for it to fire (at the next minute)")
-    job = admin.wait_for("the CronJob's first Job", lambda: next((
-        j for j in admin.json("get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]
-        if drill_runner._epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),  # pylint: disable=protected-access
-        timeout=150, interval=1)
-    # One drill is enough here: no second firing while this one runs or after.
-    admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
-    job_name = job["metadata"]["name"]
-    say("fired: Job %s" % job_name)
-
-    def finished():
-        status = admin.json("get", "job", job_name, "-n", control).get("status") or {}
-        return status if status.get("succeeded") or status.get("failed") else None
-
-    done = admin.wait_for("Job %s to finish" % job_name, finished, timeout=420, interval=3)
-    log = admin.run("logs", "job/%s" % job_name, "-n", control, "--all-containers=true", check=False).stdout
-    (drill_output / "scheduled-drill-pod.log").write_text(log)
-    return {"job": job, "status": done, "log": log, "entry": entry, "before": before,
-            "after": admin.json("get", kind, name, "-n", namespace), "control": control}
-
-
 @pytest.fixture(scope="module")
 def drills(lab, admin, drill_output, tmp_path_factory):
     """The three drills, side by side; their results by name (exec, awx, cron)."""
@@ -191,7 +157,8 @@ def drills(lab, admin, drill_output, tmp_path_factory):
     results = {}
     threads = [threading.Thread(target=_keep, args=(results, name, lambda r=runner: (r, r.run())))
                for name, runner in runners.items()]
-    threads.append(threading.Thread(target=_keep, args=(results, "cron", lambda: _scheduled(admin, drill_output))))
+    threads.append(threading.Thread(target=_keep, args=(results, "cron", lambda: drill_runner.scheduled_drill(
+        admin, CRON["namespace"], CRON["key"], CRON["drill_vars"], drill_output, say))))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -284,17 +251,7 @@ def test_the_injection_came_from_the_pods_service_account(lab, drills):
     fired = drill_runner._epoch(scheduled["job"]["metadata"]["creationTimestamp"])  # pylint: disable=protected-access
     kind, name = scheduled["entry"]["steps"][0]["object"].split("/", 1)
     account = "system:serviceaccount:%s:%s" % (scheduled["control"], ACCOUNT)
-    changes = []
-    with open(lab["audit_log"], encoding="utf-8") as handle:
-        for line in handle:
-            if name not in line or '"ResponseComplete"' not in line:
-                continue
-            entry = json.loads(line)
-            ref = entry.get("objectRef") or {}
-            at = drill_runner._epoch(entry["requestReceivedTimestamp"])  # pylint: disable=protected-access
-            if (at >= fired and ref.get("namespace") == CRON["namespace"] and ref.get("name") == name
-                    and entry["verb"] in ("update", "patch")):
-                changes.append((at, entry["user"]["username"]))
+    changes = drill_runner.audited_changes(lab["audit_log"], CRON["namespace"], name, fired)
     assert changes, "no change of %s/%s in the audit log after the firing" % (kind, name)
     injected_at, user = min(changes)
     assert user == account, changes
