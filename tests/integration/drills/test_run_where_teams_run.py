@@ -35,6 +35,7 @@ import yaml
 
 import drill_runner
 from desk_http import DeskHttp, token_of
+from ansible_collections.opsdrill.drills.plugins.filter.awx_survey_spec import awx_survey_spec
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 pytestmark = pytest.mark.drill
@@ -204,6 +205,26 @@ def test_the_drill_passes_with_the_teams_credentials(lab, drills, name):
     # (the switch's own ServiceAccount and controllers may appear: they act for the drill).
     assert account in writers, (context, writers)
     assert not [user for user in writers if "admin" in user], (context, writers)
+
+
+def test_the_awx_run_got_what_the_drill_templates_survey_passes(drills):
+    """The extra variables of the AWX-style run are the answers of the survey awx.yml
+    creates (filter awx_survey_spec over the catalog), each valid as AWX checks it."""
+    runner, _result = drills["awx"]
+    playbook, extravars = runner.playbook()
+    spec = awx_survey_spec([])["spec"]
+    answers = {"scenario": "error_spike", "variant": "configuration", "fault": "",
+               "drill_namespace": AWX["namespace"], "response_window_s": 0, "drill_seed": AWX["seed"]}
+    assert {q["variable"] for q in spec} == set(answers)
+    for question in spec:
+        answer = answers[question["variable"]]
+        assert answer != "" or not question["required"], question["variable"]
+        if question["type"] == "multiplechoice" and answer != "":
+            assert answer in question["choices"], (question["variable"], question["choices"])
+        if question["type"] == "integer":
+            assert isinstance(answer, int) and question["min"] <= answer <= question["max"], question
+        assert extravars[question["variable"]] == answer, question["variable"]
+    assert playbook == "drill.yml"
 
 
 def test_awx_sees_the_scorecard_and_no_fault_before_the_drill_ends(drills):
