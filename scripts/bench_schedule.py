@@ -59,7 +59,7 @@ def measure(admin, lab, namespace, key, output_dir, results):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--teams", type=int, default=3)
     parser.add_argument("--fault", default="outage/configuration/secret_issues")
     parser.add_argument("--keep", action="store_true", help="keep the namespaces")
@@ -94,8 +94,9 @@ def main():
     print("| namespace | pod succeeded | fired | fired -> injected (s) | fired -> Job complete (s) |")
     print("|---|---|---|---|---|")
     for row in rows:
-        print("| %s | %s | %s | %s | %s |" % (row["namespace"], row.get("succeeded", row.get("error")), row.get("fired"),
-                                             row.get("fired_to_injected_s"), row.get("fired_to_completed_s")))
+        cells = (row["namespace"], row.get("succeeded", row.get("error")), row.get("fired"),
+                 row.get("fired_to_injected_s"), row.get("fired_to_completed_s"))
+        print("| %s | %s | %s | %s | %s |" % cells)
     if not args.keep:
         for ns in namespaces:
             drill_runner.delete_namespace(lab, ns)
