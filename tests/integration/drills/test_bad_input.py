@@ -99,7 +99,7 @@ def cases(ns, files):
         ("teardown-choice", "teardown.yml", ["test_services_state=gone"], "test_services_state: 'gone' is not one of"),
         ("rollback-namespace", "rollback.yml", ["drill_namespace=-bad-"], "drill_namespace: '-bad-' is not a Kubernetes"),
         ("rollback-unknown", "rollback.yml", ["force=true"], "force: unknown variable for rollback.yml"),
-        ("schedule-cron", "schedule.yml", ["drill_schedule_cron=every monday"],
+        ("schedule-cron", "schedule.yml", ['{"drill_schedule_cron": "every monday"}'],
          "drill_schedule_cron: 'every monday' is not a cron schedule"),
         ("schedule-unknown", "schedule.yml", ["drill_schedule_crontab=@weekly"],
          "drill_schedule_crontab: unknown variable for schedule.yml (did you mean drill_schedule_cron?)"),
