@@ -103,6 +103,8 @@ def cases(ns, files):
          "drill_schedule_cron: 'every monday' is not a cron schedule"),
         ("schedule-unknown", "schedule.yml", ["drill_schedule_crontab=@weekly"],
          "drill_schedule_crontab: unknown variable for schedule.yml (did you mean drill_schedule_cron?)"),
+        ("awx-no-controller-input", "awx.yml", ["opsdrill_awx_scm_url="],
+         "Give opsdrill_awx_scm_url (this repository), opsdrill_awx_k8s_host and opsdrill_awx_k8s_bearer_token"),
         ("setup-runner-account", "setup.yml", ["drill_runner_account=Runner!"],
          "drill_runner_account: 'Runner!' is not a Kubernetes namespace name"),
         ("lab-state", "lab.yml", ["lab_state=maybe"], "lab_state: 'maybe' is not one of: present, absent"),
@@ -189,7 +191,7 @@ def test_at_least_thirty_bad_inputs_over_every_playbook():
     playbooks = {c[1] for c in cases("seo-tool", {k: "f" for k in ("broken_json", "big", "wrong_entry", "catalog")})}
     assert len(CASE_IDS) >= 30 and len(set(CASE_IDS)) == len(CASE_IDS)
     assert playbooks == {"drill-outage.yml", "drill-error-spike.yml", "drill.yml", "setup.yml", "teardown.yml",
-                         "rollback.yml", "lab.yml"}
+                         "rollback.yml", "lab.yml", "schedule.yml", "awx.yml"}
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
