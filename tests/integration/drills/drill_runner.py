@@ -232,6 +232,7 @@ class PlaybookRun:
     def __init__(self, playbook, extravars, private_dir, log_path, envvars=None, inventory=None):
         import ansible_runner  # the harness's dependency, not the collection's
         self.log_path = Path(log_path)
+        self.playbook, self.extravars = playbook, dict(extravars)
         self.events = []
         env = {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_NOCOLOR": "1",
                "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")])}

@@ -106,7 +106,7 @@ def cases(ns, files):
         ("awx-no-controller-input", "awx.yml", ["opsdrill_awx_scm_url="],
          "Give opsdrill_awx_scm_url (this repository), opsdrill_awx_k8s_host and opsdrill_awx_k8s_bearer_token"),
         ("setup-runner-account", "setup.yml", ["drill_runner_account=Runner!"],
-         "drill_runner_account: 'Runner!' is not a Kubernetes namespace name"),
+         "drill_runner_account: 'Runner!' is not a Kubernetes object name"),
         ("lab-state", "lab.yml", ["lab_state=maybe"], "lab_state: 'maybe' is not one of: present, absent"),
         ("lab-unknown", "lab.yml", ["state=absent"], "state: unknown variable for lab.yml"),
         ("lab-trainee-name", "lab.yml", ['{"lab_trainees": ["x/O=system:masters"]}'],
