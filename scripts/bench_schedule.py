@@ -44,7 +44,7 @@ def measure(admin, lab, namespace, key, output_dir, results):
     except AssertionError as exc:
         results[namespace] = {"namespace": namespace, "error": str(exc)[:500]}
         return
-    fired = drill_runner._epoch(seen["job"]["metadata"]["creationTimestamp"])  # pylint: disable=protected-access
+    fired = drill_runner.epoch(seen["job"]["metadata"]["creationTimestamp"])
     name = seen["entry"]["steps"][0]["object"].split("/", 1)[1]
     changes = drill_runner.audited_changes(lab["audit_log"], namespace, name, fired)
     account = "system:serviceaccount:%s:%s" % (seen["control"], ACCOUNT)
@@ -54,7 +54,7 @@ def measure(admin, lab, namespace, key, output_dir, results):
         "namespace": namespace, "succeeded": seen["status"].get("succeeded") == 1,
         "fired": seen["job"]["metadata"]["creationTimestamp"],
         "fired_to_injected_s": round(injected - fired, 1) if injected else None,
-        "fired_to_completed_s": round(drill_runner._epoch(completed) - fired, 1) if completed else None,  # pylint: disable=protected-access
+        "fired_to_completed_s": round(drill_runner.epoch(completed) - fired, 1) if completed else None,
     }
 
 

@@ -52,7 +52,7 @@ class DeskLink:
         return self._token
 
     def call(self, method, path, body=None):
-        proxy = "/api/v1/namespaces/%s/services/http:%s:80/proxy%s" % (self.home, SERVICE, path)
+        proxy = k8s_rest.service_proxy_path(self.home, SERVICE, 80, path, scheme="http")
         try:
             return self.client.request(method, proxy, body=body,
                                        headers={CONTROLLER_HEADER: self._controller_token()})

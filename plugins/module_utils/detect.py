@@ -24,7 +24,7 @@ import time
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils import prometheus_api
 
-__all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_readiness",
+__all__ = ["ClusterView", "DetectError", "alert_state", "evaluate", "pod_ready", "pod_readiness",
            "promql", "restart_counts", "unschedulable"]
 
 # Grace for clock skew between the controller and the node (seconds).
@@ -76,12 +76,16 @@ def restart_counts(pods):
             for p in pods for s in _statuses(p)}
 
 
+def pod_ready(pod):
+    """The pod's Ready condition is True."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def pod_readiness(pods):
     """(ready, total) of the pods that are not being deleted."""
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-    ready = sum(1 for p in live if any(c.get("type") == "Ready" and c.get("status") == "True"
-                                       for c in (p.get("status") or {}).get("conditions") or []))
-    return ready, len(live)
+    return sum(1 for p in live if pod_ready(p)), len(live)
 
 
 def unschedulable(pods):

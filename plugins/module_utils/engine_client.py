@@ -51,7 +51,7 @@ CLUSTER_ARGUMENT_SPEC = {
 ENV_HOST = "K8S_AUTH_HOST"
 
 __all__ = ["CLUSTER_ARGUMENT_SPEC", "Client", "ClusterUnreachable", "connect", "credential_source",
-           "resolved_kubeconfig", "service_proxy_path"]
+           "resolved_kubeconfig"]
 
 
 class ClusterUnreachable(Exception):
@@ -108,23 +108,18 @@ def _configuration(kind, details):
     return configuration
 
 
-def service_proxy_path(namespace, service, port, path):
-    """The API server's proxy path to a Service port: works wherever kubectl works."""
-    return "/api/v1/namespaces/%s/services/%s:%s/proxy/%s" % (namespace, service, port, path.lstrip("/"))
-
-
 class Client(k8s_rest.Client):
     """``k8s_rest.Client``'s verbs over the official package's configuration and transport."""
 
     # pylint: disable-next=super-init-not-called
-    def __init__(self, configuration, where, timeout=30, namespace="default", source="kubeconfig"):
+    def __init__(self, configuration, timeout=30, namespace="default", source="kubeconfig"):
         self.server = configuration.host.rstrip("/")
-        self.where = where
         self.source = source
         self.namespace = namespace
         self.timeout = timeout
         self.configuration = configuration
         self.api_client = k8s_client.ApiClient(configuration)
+        self.server_version = None  # read by connect(check=True)
 
     def request(self, method, path, body=None, query=None, content_type="application/json",
                 raw=False, headers=None):
@@ -142,7 +137,8 @@ class Client(k8s_rest.Client):
         except ApiException as exc:
             if not exc.status:  # the package's wrapper of an SSL error
                 raise k8s_rest.ApiError(0, "Unreachable", "%s: %s" % (self.server, exc.reason), method, path)
-            raise _api_error(exc, method, path)
+            text = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
+            raise k8s_rest.error_from_answer(exc.status, exc.reason, text, method, path)
         except urllib3.exceptions.HTTPError as exc:
             raise k8s_rest.ApiError(0, "Unreachable", "%s: %s" % (self.server, exc), method, path)
         text = response.data or ""  # the package decodes the body already (bytes in older releases)
@@ -184,22 +180,9 @@ def resolved_kubeconfig(client):
             "contexts": [{"name": "opsdrill", "context": {"cluster": "opsdrill", "user": "opsdrill"}}]}
 
 
-def _api_error(exc, method, path):
-    text = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else (exc.body or "")
-    reason, message, body = exc.reason, text.strip()[:500], None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        pass
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        reason = body.get("reason") or reason
-        message = body.get("message") or message
-    return k8s_rest.ApiError(exc.status, reason, message, method, path, body)
-
-
 def connect(kubeconfig=None, context=None, timeout=30, check=True):
-    """A ``Client``; with ``check`` the API server must answer /version. Raises
-    ``ClusterUnreachable`` naming what was tried."""
+    """A ``Client``; with ``check`` the API server must answer /version (kept as
+    ``server_version``). Raises ``ClusterUnreachable`` naming what was tried."""
     kind, details = credential_source(kubeconfig, context)
     where = describe(kind, details)
     if KUBERNETES_IMPORT_ERROR is not None:
@@ -209,10 +192,10 @@ def connect(kubeconfig=None, context=None, timeout=30, check=True):
         configuration = _configuration(kind, details)
     except Exception as exc:  # the package raises ConfigException, OSError, ValueError, ...
         raise ClusterUnreachable("cannot load cluster credentials (%s): %s" % (where, exc)) from exc
-    client = Client(configuration, where, timeout=timeout, source=kind)
+    client = Client(configuration, timeout=timeout, source=kind)
     if check:
         try:
-            client.request("GET", "/version")
+            client.server_version = client.request("GET", "/version").get("gitVersion")
         except k8s_rest.ApiError as exc:
             raise ClusterUnreachable("cluster unreachable (%s, server %s): %s" % (where, client.server, exc)) from exc
     return client

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import k8s_rest
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import snapshot
 
 
@@ -38,4 +38,4 @@ def prometheus_get(client, namespace, prometheus, path, query=None, timeout=10):
         except Exception as exc:  # urllib raises HTTPError/URLError/socket errors
             return getattr(exc, "code", 0) or 0, str(exc)
     where, service, port = service_of(namespace, prometheus)
-    return client.get_status(engine_client.service_proxy_path(where, service, port, path), query)
+    return client.get_status(k8s_rest.service_proxy_path(where, service, port, path), query)

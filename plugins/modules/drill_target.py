@@ -86,12 +86,9 @@ def run(module):
     (plugin_utils/in_process.py) when the action runs it in the controller's worker."""
     params = module.params
     try:
-        client = engine_client.connect(params["kubeconfig"], params["context"], check=False)
-        version = client.request("GET", "/version").get("gitVersion")
+        client = engine_client.connect(params["kubeconfig"], params["context"])
     except engine_client.ClusterUnreachable as exc:
         module.fail_json(msg=str(exc))
-    except ApiError as exc:
-        module.fail_json(msg=f"cluster unreachable ({client.where}, server {client.server}): {exc}")
     try:
         namespace = client.get_or_none("Namespace", params["namespace"])
     except ApiError as exc:
@@ -116,7 +113,7 @@ def run(module):
         module.fail_json(msg=f"target: {', '.join(missing)} does not exist in namespace {params['namespace']!r}; "
                              f"aim the fault with -e target=NAME or Kind/NAME at a workload there",
                          exists=exists, opted_in=True, missing=missing)
-    module.exit_json(changed=False, exists=exists, opted_in=labels.get(OPT_IN_LABEL) == "true", server_version=version)
+    module.exit_json(changed=False, exists=exists, opted_in=labels.get(OPT_IN_LABEL) == "true", server_version=client.server_version)
 
 
 def main():

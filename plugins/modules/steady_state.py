@@ -131,6 +131,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.opsdrill.drills.plugins.module_utils import engine_client
 from ansible_collections.opsdrill.drills.plugins.module_utils import steady_state
+from ansible_collections.opsdrill.drills.plugins.module_utils.detect import pod_ready
+from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.k8s_rest import service_proxy_path
 from ansible_collections.opsdrill.drills.plugins.module_utils.prometheus_api import prometheus_get
 
 
@@ -152,11 +154,6 @@ SPEC = dict(
 )
 
 
-def _ready(pod):
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 def check(client, params):
     """One look: ``{healthy, problems, alerts_firing, alerts_pending, pods_ready}``."""
     namespace = params["namespace"]
@@ -169,12 +166,12 @@ def check(client, params):
     problems = steady_state.deployment_problems(deployments)
     if not deployments:
         problems.append(f"no Deployments match {params['label_selector']} in namespace {namespace}")
-    ready = sum(1 for pod in pods if _ready(pod))
+    ready = sum(1 for pod in pods if pod_ready(pod))
 
     results = []
     for item in params["health_services"]:
         service, _sep, port = item.partition(":")
-        status, body = client.get_status(engine_client.service_proxy_path(namespace, service, port or "80", "/health"))
+        status, body = client.get_status(service_proxy_path(namespace, service, port or "80", "/health"))
         results.append({"name": service, "status": status, "body": body})
     problems += steady_state.health_problems(results)
 

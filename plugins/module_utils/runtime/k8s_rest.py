@@ -29,7 +29,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-__all__ = ["ApiError", "Client", "ConfigError", "KINDS", "K8sError", "resource_path"]
+__all__ = ["ApiError", "Client", "ConfigError", "KINDS", "K8sError", "error_from_answer", "resource_path",
+           "service_proxy_path"]
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -110,6 +111,13 @@ def resource_path(kind, namespace=None, name=None, subresource=None):
     if subresource:
         parts.append(subresource)
     return "/".join(parts)
+
+
+def service_proxy_path(namespace, service, port, path, scheme=""):
+    """The API server's proxy path to a Service port (``scheme:`` before the name when
+    given): works wherever kubectl works."""
+    target = "%s:%s:%s" % (scheme, service, port) if scheme else "%s:%s" % (service, port)
+    return "/api/v1/namespaces/%s/services/%s/proxy/%s" % (namespace, target, path.lstrip("/"))
 
 
 def _api_version(kind):
@@ -438,7 +446,13 @@ def _api_error(exc, method, path):
         text = exc.read().decode("utf-8", "replace")
     except Exception:  # pylint: disable=broad-except
         pass
-    reason, message, body = exc.reason, text.strip()[:500], None
+    return error_from_answer(exc.code, exc.reason, text, method, path)
+
+
+def error_from_answer(status, reason, text, method, path):
+    """The ``ApiError`` of an error answer (status >= 400) whatever the transport: the
+    API's Status (or a proxied service's JSON) gives reason and message."""
+    message, body = text.strip()[:500], None
     try:
         body = json.loads(text)
     except ValueError:
@@ -446,4 +460,4 @@ def _api_error(exc, method, path):
     if isinstance(body, dict):  # a Status; a proxied service may answer any JSON
         reason = body.get("reason") or reason
         message = body.get("message") or message
-    return ApiError(exc.code, reason, message, method, path, body)
+    return ApiError(status, reason, message, method, path, body)

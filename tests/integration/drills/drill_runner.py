@@ -12,7 +12,6 @@ everything, the 24 faults take 1.5 to 6 minutes each.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -185,23 +184,28 @@ def trainee_requests(result, group="opsdrill:trainees"):
     since, until = events.get("drill_started"), events.get("drill_finished")
     if not (result.audit_log and since and until):
         raise AssertionError("no audit log or drill window for %s" % result.drill_id)
-    found = []
-    with open(result.audit_log, encoding="utf-8", errors="replace") as handle:
+    return [event for _at, event in audit_entries(result.audit_log, since, until, (group, result.namespace))
+            if group in ((event.get("user") or {}).get("groups") or [])
+            and (event.get("objectRef") or {}).get("namespace") == result.namespace]
+
+
+def audit_entries(audit_log, since, until=None, contains=(), stage=None):
+    """``(epoch, entry)`` of the API server's audit log received in [since, until], from
+    lines holding every text of ``contains`` (a cheap filter before parsing), at ``stage``
+    when given. Unparsable lines are skipped."""
+    with open(audit_log, encoding="utf-8", errors="replace") as handle:
         for line in handle:
-            if group not in line or result.namespace not in line:
+            if not all(text in line for text in contains):
                 continue
             try:
-                event = json.loads(line)
+                entry = json.loads(line)
             except ValueError:
                 continue
-            if group not in ((event.get("user") or {}).get("groups") or []):
+            if stage and entry.get("stage") != stage:
                 continue
-            if (event.get("objectRef") or {}).get("namespace") != result.namespace:
-                continue
-            at = timeutil.parse_ts(event["requestReceivedTimestamp"]).timestamp()
-            if since <= at <= until:
-                found.append(event)
-    return found
+            at = epoch(entry["requestReceivedTimestamp"])
+            if since <= at and (until is None or at <= until):
+                yield at, entry
 
 
 def _timeline(artifacts_dir):
@@ -260,7 +264,7 @@ class PlaybookRun:
 
     def task_starts(self, suffix):
         """Epoch seconds at which tasks whose name ends with ``suffix`` started."""
-        return [_epoch(e["created"]) for e in self.events
+        return [epoch(e["created"]) for e in self.events
                 if e.get("event") == "playbook_on_task_start"
                 and (e.get("event_data") or {}).get("task", "").endswith(suffix)]
 
@@ -272,22 +276,20 @@ class PlaybookRun:
                 return (event.get("event_data") or {}).get("artifact_data") or {}
         return {}
 
-    def stdout_until(self, epoch):
-        """The job's output as AWX shows it while it runs: every event created before ``epoch``."""
-        return "\n".join(e.get("stdout") or "" for e in self.events if _epoch(e["created"]) < epoch)
+    def stdout_until(self, until):
+        """The job's output as AWX shows it while it runs: every event created before ``until``."""
+        return "\n".join(e.get("stdout") or "" for e in self.events if epoch(e["created"]) < until)
 
-    def event_data_until(self, epoch):
-        """Every event's data created before ``epoch`` (AWX keeps it for job viewers), as JSON."""
+    def event_data_until(self, until):
+        """Every event's data created before ``until`` (AWX keeps it for job viewers), as JSON."""
         return "\n".join(json.dumps(e.get("event_data") or {}) for e in self.events
-                         if _epoch(e["created"]) < epoch)
+                         if epoch(e["created"]) < until)
 
 
-def _epoch(created):
-    """An event's ``created`` (ISO 8601, UTC) as epoch seconds."""
-    moment = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
+def epoch(timestamp):
+    """An ISO 8601 time (a runner event's ``created``, an audit entry's, an object's) as
+    epoch seconds."""
+    return timeutil.parse_ts(timestamp).timestamp()
 
 
 class DrillRunner:
@@ -579,7 +581,7 @@ def scheduled_drill(admin, namespace, key, drill_vars, output_dir, say=print):
     say("[%s] CronJob created; waiting for it to fire (at the next minute)" % namespace)
     job = admin.wait_for("the CronJob's first Job", lambda: next((
         j for j in admin.json("get", "jobs", "-n", control, "-l", "app.kubernetes.io/component=drill-schedule")["items"]
-        if _epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),
+        if epoch(j["metadata"]["creationTimestamp"]) >= scheduled_at), None),
         timeout=150, interval=1)
     # One drill is enough here: no second firing while this one runs or after.
     admin.run("patch", "cronjob", "opsdrill-drill", "-n", control, "--type=merge", "-p", '{"spec":{"suspend":true}}')
@@ -600,18 +602,10 @@ def scheduled_drill(admin, namespace, key, drill_vars, output_dir, say=print):
 def audited_changes(audit_log, namespace, name, since):
     """(epoch, user) of every update or patch of object ``name`` in ``namespace`` the API
     server recorded from ``since`` on, oldest first."""
-    changes = []
-    with open(audit_log, encoding="utf-8") as handle:
-        for line in handle:
-            if name not in line or '"ResponseComplete"' not in line:
-                continue
-            entry = json.loads(line)
-            ref = entry.get("objectRef") or {}
-            at = _epoch(entry["requestReceivedTimestamp"])
-            if (at >= since and ref.get("namespace") == namespace and ref.get("name") == name
-                    and entry["verb"] in ("update", "patch")):
-                changes.append((at, entry["user"]["username"]))
-    return sorted(changes)
+    return sorted((at, entry["user"]["username"])
+                  for at, entry in audit_entries(audit_log, since, contains=(name,), stage="ResponseComplete")
+                  if (entry.get("objectRef") or {}).get("namespace") == namespace
+                  and (entry.get("objectRef") or {}).get("name") == name and entry["verb"] in ("update", "patch"))
 
 
 def scrubbed_like(local, live):

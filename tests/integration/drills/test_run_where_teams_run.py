@@ -23,7 +23,6 @@ snapshot or this test's own copy, the steady state is back, the desk's archive i
 the lab trainer's token.
 """
 import base64
-import json
 import os
 import stat
 import sys
@@ -176,17 +175,10 @@ def _audit_writers(lab, result, namespace):
     finished = drill_runner._first(result.events, "drill_finished")["epoch"]  # pylint: disable=protected-access
     spaces = {namespace, snapshot.control_namespace(namespace)}
     writers = {}
-    with open(lab["audit_log"], encoding="utf-8") as handle:
-        for line in handle:
-            if '"ResponseComplete"' not in line or namespace not in line:
-                continue
-            entry = json.loads(line)
-            ref = entry.get("objectRef") or {}
-            at = drill_runner._epoch(entry["requestReceivedTimestamp"])  # pylint: disable=protected-access
-            if (entry.get("verb") in MUTATING and ref.get("namespace") in spaces and started <= at <= finished
-                    and ref.get("subresource") != "proxy"):
-                user = entry["user"]["username"]
-                writers.setdefault(user, set()).add("%s %s" % (entry["verb"], ref.get("resource")))
+    for _at, entry in drill_runner.audit_entries(lab["audit_log"], started, finished, (namespace,), "ResponseComplete"):
+        ref = entry.get("objectRef") or {}
+        if entry.get("verb") in MUTATING and ref.get("namespace") in spaces and ref.get("subresource") != "proxy":
+            writers.setdefault(entry["user"]["username"], set()).add("%s %s" % (entry["verb"], ref.get("resource")))
     return writers
 
 
@@ -272,7 +264,7 @@ def test_the_injection_came_from_the_pods_service_account(lab, drills):
     """The audit log: the fault's change was made by the runner's ServiceAccount, this long
     after the CronJob fired (the Job's creation)."""
     scheduled = drills["cron"]
-    fired = drill_runner._epoch(scheduled["job"]["metadata"]["creationTimestamp"])  # pylint: disable=protected-access
+    fired = drill_runner.epoch(scheduled["job"]["metadata"]["creationTimestamp"])
     kind, name = scheduled["entry"]["steps"][0]["object"].split("/", 1)
     account = "system:serviceaccount:%s:%s" % (scheduled["control"], ACCOUNT)
     changes = drill_runner.audited_changes(lab["audit_log"], CRON["namespace"], name, fired)

@@ -117,3 +117,22 @@ def test_the_watchdog_kubeconfig_is_private(tmp_path, clean_env):
     path = drill_deadman._watchdog_kubeconfig(str(tmp_path / "wd"), client)  # pylint: disable=protected-access
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert json.loads(open(path, encoding="utf-8").read())["users"][0]["user"]["token"] == "t2"
+
+
+def test_both_clients_read_an_error_answer_alike():
+    """A Status (or a proxied service's JSON) gives reason and message, whatever the transport."""
+    status = json.dumps({"kind": "Status", "reason": "Forbidden", "message": "secrets is forbidden"})
+    error = k8s_rest.error_from_answer(403, "Forbidden", status, "GET", "/api/v1/secrets")
+    assert (error.status, error.reason, error.message, error.body["kind"]) == (403, "Forbidden", "secrets is forbidden",
+                                                                               "Status")
+    proxied = k8s_rest.error_from_answer(503, "Service Unavailable", '{"message": "desk starting"}', "GET", "/x")
+    assert proxied.message == "desk starting" and proxied.body == {"message": "desk starting"}
+    text = k8s_rest.error_from_answer(502, "Bad Gateway", "upstream down\n", "GET", "/x")
+    assert (text.message, text.body) == ("upstream down", None)
+
+
+def test_service_proxy_paths():
+    assert k8s_rest.service_proxy_path("ctl", "prometheus", "9090", "/api/v1/alerts") == \
+        "/api/v1/namespaces/ctl/services/prometheus:9090/proxy/api/v1/alerts"
+    assert k8s_rest.service_proxy_path("ctl", "incident-desk", 80, "/api/drills", scheme="http") == \
+        "/api/v1/namespaces/ctl/services/http:incident-desk:80/proxy/api/drills"
