@@ -161,7 +161,7 @@ def experiment(entry, namespace, live, ops, proxy_url):
         ] + [
             # The drill engine's steady state: no seed alert firing (an outage fires HighErrorRate too).
             _activity("action", "alerts-cleared", _py("opsdrill_ctk", "until_not_firing",
-                                                      alertnames=list(drill_runner.SEED_ALERTS), timeout=300,
+                                                      alertnames=list(catalog.load().alerts()), timeout=300,
                                                       interval=POLL_S)),
             _activity("action", "steady", _py("opsdrill_ctk", "until_healthy", timeout=300, interval=POLL_S, **health)),
         ],
@@ -174,7 +174,7 @@ def settle(client, namespace, timeout=600):
     while True:
         problems = drill_runner.steady_problems(client, namespace)
         view = detect.ClusterView(client, namespace, "prometheus:9090")
-        problems += ["alert %s %s" % (a, s) for a in drill_runner.SEED_ALERTS
+        problems += ["alert %s %s" % (a, s) for a in catalog.load().alerts()
                      for s in [view.alert_state(a)] if s in ("pending", "firing")]
         if not problems:
             return
@@ -200,12 +200,44 @@ def run_opsdrill(entry, namespace, output):
         record = json.loads(line)
         key = record["event"] + ("/" + record["data"]["by"] if record["event"] == "steady_state_restored" else "")
         events.setdefault(key, record["epoch"])
+        if record["event"] == "alert_firing":
+            # The timeline dates the alert at Prometheus' firing time; the wait ends when the
+            # drill saw it, as Chaos Toolkit's probe's does.
+            events.setdefault("alert_seen", record["data"].get("observed_at"))
     phases = {
-        "injected": events.get("fault_injected"), "alert": events.get("alert_firing"),
+        "injected": events.get("fault_injected"), "alert": events.get("alert_seen"),
         "rollback": events.get("rollback_started"), "steady": events.get("steady_state_restored/rollback"),
         "started": started, "ok": proc.returncode == 0 and "verify_passed" in events,
+        "tasks": tasks_run(output / ("%s.log" % drill_id)),
     }
     return wall, phases
+
+
+def tasks_run(log_path):
+    """Tasks the run executed (ok, including changed, + failed + skipped + rescued +
+    ignored, from its PLAY RECAP)."""
+    counts = {}
+    for line in log_path.read_text().splitlines():
+        if line.startswith("localhost") and "ok=" in line:
+            counts = {k: int(v) for k, v in (part.split("=") for part in line.split(":", 1)[1].split())}
+    return sum(counts.get(k, 0) for k in ("ok", "failed", "skipped", "rescued", "ignored")) or None
+
+
+def ansible_floor(tasks, output, repeat=3):
+    """Wall time of ``ansible-playbook`` (this repo's ansible.cfg) running ``tasks`` no-op
+    tasks on localhost: what Ansible alone costs a playbook of the drill's length,
+    before any cluster work. Median of ``repeat`` runs."""
+    playbook = output / ("floor-%d.yml" % tasks)
+    playbook.write_text(yaml.safe_dump([{
+        "name": "Ansible's floor", "hosts": "localhost", "gather_facts": False,
+        "tasks": [{"name": "No-op %d" % i, "ansible.builtin.set_fact": {"_floor": i}} for i in range(tasks)]}]))
+    walls = []
+    for _run in range(repeat):
+        started = time.time()
+        subprocess.run([str(drill_runner.VENV_BIN / "ansible-playbook"), str(playbook)], cwd=str(REPO),
+                       stdout=subprocess.DEVNULL, check=True, env=dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg")))
+        walls.append(time.time() - started)
+    return statistics.median(walls)
 
 
 def run_ctk(chaos, entry, namespace, client, proxy_url, output, kubeconfig):
@@ -244,7 +276,8 @@ def figures(tool, key, wall, phases):
             "to_injection_s": round(phases["injected"] - phases["started"], 1) if phases["injected"] else None,
             "alert_wait_s": round(alert_wait, 1) if alert_wait is not None else None,
             "steady_wait_s": round(steady_wait, 1) if steady_wait is not None else None,
-            "overhead_s": round(overhead, 1) if overhead is not None else None}
+            "overhead_s": round(overhead, 1) if overhead is not None else None,
+            "tasks": phases.get("tasks")}
 
 
 def _median(rows, tool, field):
@@ -293,10 +326,10 @@ def main(argv=None):
                     say("%-12s %-40s %s" % (tool, key, json.dumps(rows[-1])))
     finally:
         proxy.terminate()
-    header = ["| tool | fault | ok | wall s | start to injection s | alert wait s | steady wait s | overhead s |",
-              "|---|---|---|---|---|---|---|---|"]
+    header = ["| tool | fault | ok | wall s | start to injection s | alert wait s | steady wait s | overhead s | tasks |",
+              "|---|---|---|---|---|---|---|---|---|"]
     lines = header + ["| %(tool)s | %(fault)s | %(ok)s | %(wall_s)s | %(to_injection_s)s | %(alert_wait_s)s | "
-                      "%(steady_wait_s)s | %(overhead_s)s |" % row for row in rows]
+                      "%(steady_wait_s)s | %(overhead_s)s | %(tasks)s |" % row for row in rows]
     summary = {tool: {field: _median(rows, tool, field) for field in ("wall_s", "overhead_s")}
                for tool in ("opsdrill", "chaostoolkit")}
     ratio = {field: round(summary["opsdrill"][field] / summary["chaostoolkit"][field], 2)
@@ -304,10 +337,17 @@ def main(argv=None):
     lines += ["", "| median | wall s | overhead s |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % (tool, summary[tool]["wall_s"], summary[tool]["overhead_s"]) for tool in summary]
     lines += ["| ratio opsdrill / Chaos Toolkit | %s | %s |" % (ratio["wall_s"], ratio["overhead_s"])]
+    tasks = _median(rows, "opsdrill", "tasks")
+    floor = round(ansible_floor(int(tasks), output), 1) if tasks else None
+    if floor is not None:
+        lines += ["", "Ansible's floor: `ansible-playbook` of %d no-op tasks (the drill's median task count) "
+                  "on localhost: %s s, %s of Chaos Toolkit's median overhead."
+                  % (tasks, floor, "%.2f x" % (floor / summary["chaostoolkit"]["overhead_s"])
+                     if summary["chaostoolkit"]["overhead_s"] else "n/a")]
     report = "# Peer benchmark %s (namespace %s, %d round(s))\n\n%s\n" % (stamp, args.namespace, args.rounds, "\n".join(lines))
     (output.parent / ("bench-peer-%s.md" % stamp)).write_text(report)
     (output.parent / ("bench-peer-%s.json" % stamp)).write_text(json.dumps(
-        {"stamp": stamp, "rows": rows, "median": summary, "ratio": ratio}, indent=1))
+        {"stamp": stamp, "rows": rows, "median": summary, "ratio": ratio, "ansible_floor_s": floor}, indent=1))
     print(report)
     return 0 if all(row["ok"] for row in rows) else 1
 

@@ -185,7 +185,8 @@ def run(module):
             result["objects"] = ["%s/%s" % (o["kind"], o["metadata"]["name"]) for o in objects]
             if module.check_mode:
                 module.exit_json(**result)
-            deadman.arm(client, namespace, objects)
+            # The pod starts (about a second) while the watchdog is written and started.
+            deadman.arm(client, namespace, objects, wait_running_s=0)
             if params["watchdog"]:
                 watched = params["watch_pid"] or deadman.controller_pid()
                 if watched:
@@ -198,6 +199,7 @@ def run(module):
                 else:
                     module.warn("no ansible-playbook process found above this module: the controller-side "
                                 "watchdog is not started; the in-cluster switch restores at the deadline")
+            deadman.wait_running(client, namespace)
         elif params["state"] == "disarmed":
             if module.check_mode:
                 module.exit_json(**result)

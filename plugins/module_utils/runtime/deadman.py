@@ -33,7 +33,7 @@ from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import sna
 from ansible_collections.opsdrill.drills.plugins.module_utils.runtime.errors import RestoreError
 
 __all__ = ["NAME", "arm", "controller_pid", "disarm", "manifests", "remove", "remove_control_namespace",
-           "remove_state", "spawn_watchdog"]
+           "remove_state", "spawn_watchdog", "wait_running"]
 
 NAME = "opsdrill-deadman"
 CODE_CONFIGMAP = "opsdrill-deadman-code"
@@ -175,7 +175,9 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
 def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
     """Create or replace the objects, each in its own namespace (a Job is deleted and
     created anew: its pod template is immutable), then wait until the switch's pod runs:
-    a drill must not inject while nothing guards it. Returns the refs written."""
+    a drill must not inject while nothing guards it (``wait_running_s=0``: the caller
+    waits with ``wait_running``, having done other work while the pod starts). Returns
+    the refs written."""
     _state.ensure_control_namespace(client, namespace)
     written = []
     for obj in objects:
@@ -196,11 +198,14 @@ def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             client.request("PUT", _path(kind, where, name), body=body)
         written.append("%s/%s" % (kind, name))
-    _wait_running(client, namespace, wait_running_s, sleep)
+    if wait_running_s:
+        wait_running(client, namespace, wait_running_s, sleep)
     return written
 
 
-def _wait_running(client, namespace, wait_s, sleep):
+def wait_running(client, namespace, wait_s=60, sleep=time.sleep, poll_s=0.2):
+    """Return once the switch's pod runs; raise RestoreError after ``wait_s``. A look is
+    one small list, so it looks often: the drill waits for this before injecting."""
     control = _snap.control_namespace(namespace)
     deadline = time.time() + wait_s
     phase = "no pod yet"
@@ -214,7 +219,7 @@ def _wait_running(client, namespace, wait_s, sleep):
         if time.time() >= deadline:
             raise RestoreError("the dead-man's switch in %s is not running after %d s (%s): "
                                "not injecting without it" % (control, wait_s, phase))
-        sleep(0.5)
+        sleep(poll_s)
 
 
 def job_status(client, namespace):

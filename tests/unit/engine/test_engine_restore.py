@@ -525,3 +525,30 @@ def test_a_long_restore_renews_its_lock(api, clock):
     beat()
     assert not api.store["Lease/opsdrill-restore-lock"]["spec"]["renewTime"].startswith("2020")
     assert not drill_state.renew_lock(api, NS, "deadman/b"), "only the holder renews"
+
+
+def _deadman_pod(api, phase):
+    api.store["Pod/opsdrill-deadman-abcde"] = {
+        "kind": "Pod", "metadata": {"name": "opsdrill-deadman-abcde", "namespace": "opsdrill-ctl-" + NS},
+        "status": {"phase": phase}}
+
+
+def test_switch_is_awaited_until_its_pod_runs(api):
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
+    _deadman_pod(api, "Pending")
+    looks = []
+
+    def sleep(seconds):
+        looks.append(seconds)
+        if len(looks) == 3:
+            api.store["Pod/opsdrill-deadman-abcde"]["status"]["phase"] = "Running"
+
+    deadman.wait_running(api, NS, wait_s=60, sleep=sleep)
+    assert looks == [0.2, 0.2, 0.2]
+
+
+def test_switch_that_does_not_run_stops_the_injection(api):
+    from ansible_collections.opsdrill.drills.plugins.module_utils.runtime import deadman
+    _deadman_pod(api, "Succeeded")
+    with pytest.raises(errors.RestoreError, match="not running after 0 s \\(Succeeded\\): not injecting without it"):
+        deadman.wait_running(api, NS, wait_s=0, sleep=no_sleep)
