@@ -186,7 +186,7 @@ def run(module):
             if module.check_mode:
                 module.exit_json(**result)
             # The pod starts (about a second) while the watchdog is written and started.
-            deadman.arm(client, namespace, objects, wait_running_s=0)
+            deadman.arm(client, namespace, objects)
             if params["watchdog"]:
                 watched = params["watch_pid"] or deadman.controller_pid()
                 if watched:

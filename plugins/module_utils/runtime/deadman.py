@@ -172,12 +172,11 @@ def manifests(namespace, drill_id, deadline, image, pull_policy="IfNotPresent", 
     ]
 
 
-def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
+def arm(client, namespace, objects, sleep=time.sleep):
     """Create or replace the objects, each in its own namespace (a Job is deleted and
-    created anew: its pod template is immutable), then wait until the switch's pod runs:
-    a drill must not inject while nothing guards it (``wait_running_s=0``: the caller
-    waits with ``wait_running``, having done other work while the pod starts). Returns
-    the refs written."""
+    created anew: its pod template is immutable). Returns the refs written. The pod is
+    not running yet: a drill must not inject before ``wait_running`` returned (the
+    caller does other work while the pod starts)."""
     _state.ensure_control_namespace(client, namespace)
     written = []
     for obj in objects:
@@ -198,8 +197,6 @@ def arm(client, namespace, objects, sleep=time.sleep, wait_running_s=60):
             body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             client.request("PUT", _path(kind, where, name), body=body)
         written.append("%s/%s" % (kind, name))
-    if wait_running_s:
-        wait_running(client, namespace, wait_running_s, sleep)
     return written
 
 
